@@ -1,0 +1,213 @@
+"""The command line: ``python -m gifd_lite {attack,info,fetch,train-gan,train-classifier,reproduce}``.
+
+Bad input (a missing file, an unreadable image, a label out of range, an unknown option) exits with
+status 2 and a single line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+from .errors import GifdError
+
+PLANNED = {"train-gan": "the GAN prior", "train-classifier": "the GAN prior chapter",
+           "reproduce": "the reproduction runner"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line."""
+
+    def error(self, message: str):
+        raise GifdError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import PRESETS
+    from .fl import DEFENSES
+    from .models import MODEL_NAMES
+    from .pipeline import METHODS
+
+    parser = _Parser(prog="python -m gifd_lite", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    a = sub.add_parser("attack", help="invert one client update and score the reconstruction")
+    a.add_argument("--method", required=True, choices=METHODS)
+    a.add_argument("--dataset", default="cifar10", choices=["cifar10"])
+    a.add_argument("--split", default="test", choices=["train", "test"])
+    a.add_argument("--index", type=int, help="first image of the victim batch in the split")
+    a.add_argument("--batch-size", type=int, default=1)
+    a.add_argument("--image", action="append", help="a user's image file (repeat for a batch)")
+    a.add_argument("--label", action="append", type=int, help="its label (one per --image)")
+    a.add_argument("--model", default="lenet", choices=MODEL_NAMES)
+    a.add_argument("--model-seed", type=int, default=0, help="seed of the global model's initial weights")
+    a.add_argument("--preset", default="laptop", choices=list(PRESETS))
+    a.add_argument("--iters", type=int, help="override the preset's iterations")
+    a.add_argument("--restarts", type=int, help="override the preset's restarts")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--defense", default="none", choices=list(DEFENSES) + ["soteria"])
+    a.add_argument("--defense-param", type=float)
+    a.add_argument("--fedavg-steps", type=int, default=0, help="0: FedSGD gradients; T ≥ 1: FedAvg update")
+    a.add_argument("--fedavg-lr", type=float, default=0.1)
+    a.add_argument("--bn-mode", default="eval", choices=["eval", "train"])
+    a.add_argument("--labels-known", action="store_true", help="give the attacker the true labels")
+    a.add_argument("--prior", default="cifar10")
+    a.add_argument("--scenario", default="in-distribution", choices=["in-distribution", "ood-disjoint", "cross-domain"])
+    a.add_argument("--label-mapping", default="none", choices=["none", "gradient", "model", "soft", "oracle"])
+    a.add_argument("--device", default="auto")
+    a.add_argument("--out", default="runs/attack", help="folder for metrics.json and reconstruction.png")
+
+    i = sub.add_parser("info", help="versions, device, data and checkpoint status")
+    i.add_argument("--device", default="auto")
+
+    f = sub.add_parser("fetch", help="pre-download what offline labs need (needs internet once)")
+    f.add_argument("what", nargs="*", default=["lpips"], choices=["lpips", "cifar10"])
+
+    for name in PLANNED:
+        sub.add_parser(name, help=f"not in this version (comes with {PLANNED[name]})").add_argument("rest", nargs="*")
+    return parser
+
+
+def cmd_attack(args) -> dict:
+    import torch
+
+    from . import data, pipeline
+    from .config import get_preset
+    from .fl import ThreatModel
+    from .models import build_model
+    from .runtime import resolve_device, seed_everything, set_threads
+    from .viz import save_comparison
+
+    set_threads()
+    if args.defense == "soteria":
+        raise GifdError("the soteria defense is not in this version; use none, noise, clipping or compression")
+    if args.scenario != "in-distribution" or args.label_mapping != "none" or args.prior != "cifar10":
+        raise GifdError("--scenario, --prior and --label-mapping need the GAN prior, which this version does not ship yet")
+    if args.method not in pipeline.AVAILABLE_METHODS:
+        raise GifdError(f"method {args.method!r} needs the GAN prior, which this version does not ship yet; "
+                        f"available: {', '.join(pipeline.AVAILABLE_METHODS)}")
+    if (args.image is None) == (args.index is None):
+        raise GifdError("give either --index N (a dataset image) or --image PATH --label K")
+    if args.index is not None and args.label:
+        raise GifdError("--label goes with --image; a dataset image (--index) has its own label")
+    preset = get_preset(args.preset)
+    if args.iters is not None or args.restarts is not None:
+        from dataclasses import replace
+
+        changes = {k: v for k, v in (("iterations", args.iters), ("restarts", args.restarts)) if v is not None}
+        if any(v < 1 for v in changes.values()):
+            raise GifdError("--iters and --restarts must be at least 1")
+        preset = preset.override(dlg=replace(preset.dlg, **changes), ig=replace(preset.ig, **changes))
+
+    seed_everything(args.seed)
+    if args.image is not None:
+        labels = args.label or []
+        if len(labels) != len(args.image):
+            raise GifdError(f"give one --label per --image ({len(args.image)} images, {len(labels)} labels)")
+        bad = [k for k in labels if not 0 <= k < 10]
+        if bad:
+            raise GifdError(f"label {bad[0]} is out of range: CIFAR-10 labels are 0..9")
+        x = data.load_images(args.image)
+        y = torch.tensor(labels, dtype=torch.long)
+        source = {"images": args.image}
+    else:
+        ds = data.load_cifar10(args.split)
+        x, y, indices = data.victim_batch(ds, args.index, args.batch_size)
+        source = {"dataset": args.dataset, "split": args.split, "indices": indices, "data_source": ds.source}
+    batch_size = len(y)
+    device = resolve_device(args.device)
+
+    model = build_model(args.model, num_classes=10, seed=args.model_seed).to(device)
+    tm = ThreatModel(model=args.model, bn_mode=args.bn_mode, batch_size=batch_size,
+                     update="fedavg" if args.fedavg_steps > 0 else "fedsgd",
+                     fedavg_steps=max(1, args.fedavg_steps), fedavg_lr=args.fedavg_lr if args.fedavg_steps else 0.0,
+                     defense=args.defense, defense_param=args.defense_param if args.defense_param is not None else 0.0)
+    if args.defense != "none" and args.defense_param is None:
+        from .fl import DEFAULT_DEFENSE_PARAM
+
+        tm.defense_param = DEFAULT_DEFENSE_PARAM[args.defense]
+    update = pipeline.observe(model, x, y, tm, seed=args.seed)
+    rec = pipeline.run_attack(args.method, model, update, preset, batch_size, seed=args.seed,
+                              labels=y if args.labels_known else None)
+    record = pipeline.score(rec, x, y)
+    record.update(preset=preset.name, device=str(device), seed=args.seed, batch_size=batch_size, **source)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_comparison(x, rec.images[record["order"]], out / "reconstruction.png")
+    (out / "metrics.json").write_text(json.dumps(record, indent=2))
+    return record
+
+
+def cmd_info(args) -> dict:
+    import torch
+
+    from . import __version__, data
+    from .runtime import resolve_device
+
+    info = {"gifd_lite": __version__, "python": platform.python_version(), "torch": torch.__version__}
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("torchvision", "lpips", "pytorch-msssim", "scipy", "cma", "papermill", "matplotlib", "ipywidgets"):
+        try:
+            info[dist] = version(dist)
+        except PackageNotFoundError:
+            info[dist] = "missing"
+    info["device"] = str(resolve_device(args.device, verbose=False))
+    info["cuda_available"] = torch.cuda.is_available()
+    info["GIFD_DATA"] = str(data.data_root().resolve())
+    try:
+        ds = data.load_cifar10("test", download=False)
+        info["cifar10"] = ds.source
+    except GifdError as exc:
+        info["cifar10"] = f"missing: {exc}"
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    info["lpips_backbone"] = "cached" if any(hub.glob("alexnet-*.pth")) else "not downloaded (run: python -m gifd_lite fetch lpips)"
+    manifest = Path(__file__).resolve().parent.parent / "data" / "MANIFEST"
+    info["checkpoints"] = manifest.read_text().count("sha256") if manifest.exists() else 0
+    return info
+
+
+def cmd_fetch(args) -> dict:
+    done = {}
+    for what in args.what:
+        try:
+            if what == "lpips":
+                from torchvision.models import AlexNet_Weights, alexnet
+
+                alexnet(weights=AlexNet_Weights.DEFAULT)
+            else:
+                from . import data
+
+                for split in ("train", "test"):
+                    data.load_cifar10(split, download=True)
+            done[what] = "ok"
+        except GifdError:
+            raise
+        except Exception as exc:
+            raise GifdError(f"fetch {what} failed ({type(exc).__name__}): this needs internet access") from None
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command in PLANNED:
+            raise GifdError(f"'{args.command}' is not in this version yet (it comes with {PLANNED[args.command]})")
+        result = {"attack": cmd_attack, "info": cmd_info, "fetch": cmd_fetch}[args.command](args)
+    except GifdError as exc:
+        print(f"gifd_lite: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gifd_lite: interrupted", file=sys.stderr)
+        return 130
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""The shared optimisation core of every attack (notebook 01 writes it inline once, then imports it).
+
+Gradient matching: find x̂ (and sometimes ŷ) whose gradient on the same model matches the observed one,
+
+    x̂ = argmin_x  D(∇_θ L(f_θ(x), y), g)  +  λ R(x),
+
+with D the squared L2 distance Σ_l ||∇_l - g_l||² (DLG) or the cosine distance
+1 - <∇, g> / (||∇|| ||g||) over all layers at once (Inverting Gradients), and R a prior such as total
+variation. Every attack returns a :class:`Reconstruction`; restarts are scored by the gradient loss alone,
+a run that produces NaN is restarted, and Ctrl-C returns the best result found so far.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import GifdError
+from ..fl import ThreatModel
+
+__all__ = ["Reconstruction", "History", "GradientTarget", "total_variation", "Tracker", "run_restarts",
+           "model_gradients", "snapshot_steps"]
+
+
+@dataclass
+class History:
+    """What happened during an attack: loss curve of the chosen restart, snapshots, per-restart losses."""
+
+    loss: list[float] = field(default_factory=list)
+    snapshots: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+    restart_losses: list[float] = field(default_factory=list)
+    best_restart: int = 0
+    interrupted: bool = False
+    diverged_restarts: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Reconstruction:
+    """The result every attack returns: images in [0, 1], the labels used, history and threat model."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    history: History
+    threat_model: ThreatModel
+    method: str
+    iterations: int
+    seconds: float
+    gradient_loss: float
+
+    @property
+    def seconds_per_iteration(self) -> float:
+        return self.seconds / max(1, self.iterations)
+
+
+class GradientTarget:
+    """The observed update, prepared once: flattened, its norm precomputed, checked against the model."""
+
+    def __init__(self, model: nn.Module, tensors: list[torch.Tensor]):
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        if len(tensors) != len(self.params) or any(t.shape != p.shape for t, p in zip(tensors, self.params)):
+            raise GifdError("the observed update does not fit this model (different layers or shapes): "
+                            "was it computed on a different model?")
+        self.tensors = [t.detach().to(p.device, p.dtype) for t, p in zip(tensors, self.params)]
+        self.flat = torch.cat([t.flatten() for t in self.tensors])
+        self.norm = self.flat.norm()
+        if not torch.isfinite(self.flat).all():
+            raise GifdError("the observed update contains NaN or infinite values")
+
+    def l2(self, grads: list[torch.Tensor]) -> torch.Tensor:
+        """Σ_l ||∇_l - g_l||² (DLG's distance)."""
+        return sum(((a - b) ** 2).sum() for a, b in zip(grads, self.tensors))
+
+    def cosine(self, grads: list[torch.Tensor]) -> torch.Tensor:
+        """1 - <∇, g> / (||∇|| ||g||), over all layers at once (Inverting Gradients' distance)."""
+        flat = torch.cat([a.flatten() for a in grads])
+        return 1 - (flat @ self.flat) / (flat.norm() * self.norm + 1e-12)
+
+
+def model_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, create_graph: bool = True,
+                    params: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """∇_θ CE(f_θ(x), y) for hard labels (B,) or soft label distributions (B, K), keeping the graph."""
+    params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
+    logits = model(x)
+    if y.dim() == 2:
+        loss = torch.mean(torch.sum(-y * F.log_softmax(logits, dim=-1), dim=-1))
+    else:
+        loss = F.cross_entropy(logits, y)
+    return list(torch.autograd.grad(loss, params, create_graph=create_graph))
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    """Anisotropic TV: mean |x[i+1, j] - x[i, j]| + mean |x[i, j+1] - x[i, j]|."""
+    dx = (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean()
+    dy = (x[:, :, 1:, :] - x[:, :, :-1, :]).abs().mean()
+    return dx + dy
+
+
+def snapshot_steps(iterations: int, count: int) -> set[int]:
+    """``count`` iteration numbers spread geometrically over a run (early steps change the most)."""
+    if count <= 0 or iterations <= 0:
+        return set()
+    steps = {int(round(iterations ** (k / max(1, count - 1)))) - 1 for k in range(count)}
+    return {min(max(0, s), iterations - 1) for s in steps} | {iterations - 1}
+
+
+class Tracker:
+    """Best-so-far of one restart: keeps the images with the lowest gradient loss, the loss curve and snapshots."""
+
+    def __init__(self, snapshot_at: set[int], to_image: Callable[[torch.Tensor], torch.Tensor]):
+        self.snapshot_at = snapshot_at
+        self.to_image = to_image
+        self.best_loss = math.inf
+        self.best_images: torch.Tensor | None = None
+        self.best_extra = None
+        self.loss: list[float] = []
+        self.iterations = 0            # gradient evaluations (an L-BFGS step makes several)
+        self.snapshots: list[tuple[int, torch.Tensor]] = []
+
+    def update(self, step: int, loss: float, x: torch.Tensor, extra=None) -> bool:
+        """Record one step; returns False when the loss is not finite (the run diverged)."""
+        self.loss.append(loss)
+        self.iterations = max(self.iterations, len(self.loss))
+        if not math.isfinite(loss) or not torch.isfinite(x).all():
+            return False
+        if loss < self.best_loss:
+            self.best_loss = loss
+            self.best_images = self.to_image(x.detach()).cpu()
+            self.best_extra = extra
+        if step in self.snapshot_at:
+            self.snapshots.append((step + 1, self.to_image(x.detach()).cpu()))
+        return True
+
+
+def run_restarts(run_one: Callable[[int, Tracker], None], restarts: int, new_tracker: Callable[[], Tracker],
+                 max_diverged: int = 2, stop_below: float = 0.0) -> tuple[Tracker, History, int, float]:
+    """Run ``restarts`` independent trials and keep the one with the lowest gradient loss.
+
+    ``run_one(restart, tracker)`` optimises from a fresh start, reporting each step to the tracker; a trial
+    whose loss went NaN is retried with the next seed (at most ``max_diverged`` times); once a trial reaches a
+    loss below ``stop_below`` the remaining restarts are skipped. Ctrl-C stops the
+    search and keeps the best result so far. Returns (best tracker, history, iterations, seconds).
+    """
+    history = History()
+    best: Tracker | None = None
+    iterations, diverged, trial = 0, 0, 0
+    start = time.perf_counter()
+    try:
+        while len(history.restart_losses) < restarts:
+            tracker = new_tracker()
+            try:
+                run_one(trial, tracker)
+            finally:
+                iterations += tracker.iterations
+                if tracker.best_images is not None and (best is None or tracker.best_loss < best.best_loss):
+                    best = tracker
+                    history.best_restart = len(history.restart_losses)
+            trial += 1
+            finite = tracker.loss and math.isfinite(tracker.loss[-1])
+            if not finite and diverged < max_diverged:
+                diverged += 1
+                continue
+            history.restart_losses.append(tracker.best_loss)
+            if best is not None and best.best_loss < stop_below:
+                break
+    except KeyboardInterrupt:
+        history.interrupted = True
+    seconds = time.perf_counter() - start
+    history.diverged_restarts = diverged
+    if best is None:
+        raise GifdError("the attack diverged in every restart (NaN losses); try a smaller learning rate")
+    history.loss, history.snapshots = best.loss, best.snapshots
+    return best, history, iterations, seconds

@@ -1,0 +1,69 @@
+"""DLG and iDLG (notebook 01).
+
+DLG (Zhu et al., 2019) starts from random x̂ and random label logits ŷ and runs L-BFGS on
+
+    min_{x̂, ŷ}  Σ_l || ∇_θ_l CE(f_θ(x̂), softmax(ŷ)) - g_l ||²,
+
+recovering image and label together. iDLG (Zhao et al., 2020) reads the label off the last layer first
+(:func:`gifd_lite.labels.infer_labels`) and optimises the image alone, which converges more reliably.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import DLGConfig
+from ..data import denormalize
+from ..fl import ThreatModel
+from .core import GradientTarget, Reconstruction, Tracker, model_gradients, run_restarts, snapshot_steps
+
+__all__ = ["dlg"]
+LINE_SEARCH = "strong_wolfe"
+
+
+def dlg(model: nn.Module, update: list[torch.Tensor], threat_model: ThreatModel, config: DLGConfig,
+        labels: torch.Tensor | None = None, batch_size: int = 1, num_classes: int = 10,
+        image_shape: tuple[int, int, int] = (3, 32, 32), seed: int = 0) -> Reconstruction:
+    """Invert ``update`` with L-BFGS on the L2 gradient distance.
+
+    With ``labels=None`` the labels are optimised jointly (DLG); with labels given or inferred the image is
+    the only unknown (iDLG). Restarts run from new random starts until one reaches a distance below
+    ``config.good_enough`` · ||g||² (relative to the observed gradient's size).
+    """
+    device = next(model.parameters()).device
+    target = GradientTarget(model, update)
+    joint = labels is None
+    shape = (batch_size, *image_shape)
+
+    def to_image(x: torch.Tensor) -> torch.Tensor:
+        return denormalize(x).clamp(0, 1)
+
+    def run_one(trial: int, tracker: Tracker) -> None:
+        gen = torch.Generator().manual_seed(seed * 7919 + trial)
+        x = torch.randn(shape, generator=gen).to(device).requires_grad_(True)
+        variables = [x]
+        if joint:
+            label_logits = torch.randn((batch_size, num_classes), generator=gen).to(device).requires_grad_(True)
+            variables.append(label_logits)
+        opt = torch.optim.LBFGS(variables, lr=config.lr, max_iter=config.inner_steps, history_size=100, line_search_fn=LINE_SEARCH)
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            y = torch.softmax(label_logits, -1) if joint else labels
+            loss = target.l2(model_gradients(model, x, y, params=target.params))
+            loss.backward()
+            tracker.iterations += 1
+            return loss
+
+        for step in range(config.iterations):
+            loss = float(opt.step(closure).detach())
+            found = label_logits.argmax(-1).detach().cpu() if joint else labels.cpu()
+            if not tracker.update(step, loss, x, extra=found):
+                break
+
+    best, history, iterations, seconds = run_restarts(
+        run_one, config.restarts, lambda: Tracker(snapshot_steps(config.iterations, config.snapshots), to_image),
+        stop_below=config.good_enough * float(target.norm) ** 2)
+    return Reconstruction(best.best_images, best.best_extra, history, threat_model,
+                          "dlg" if joint else "idlg", iterations, seconds, best.best_loss)

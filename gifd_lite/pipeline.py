@@ -1,0 +1,95 @@
+"""One call from a victim batch to a scored reconstruction: what the CLI and the notebooks share.
+
+    client  : x, y, model  →  update g (FedSGD / FedAvg, defense)        (gifd_lite.fl)
+    attacker: g, model     →  labels ŷ (inferred unless given)          (gifd_lite.labels)
+              g, ŷ, model  →  x̂ (DLG, iDLG, IG, ...)                    (gifd_lite.attacks)
+    report  : x̂ vs x       →  PSNR, SSIM, LPIPS, label accuracy          (gifd_lite.metrics)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import __version__
+from .attacks import Reconstruction, dlg, inverting_gradients
+from .config import Preset
+from .data import normalize
+from .errors import GifdError
+from .fl import ClientUpdate, ThreatModel, client_update
+from .labels import infer_labels, label_accuracy
+from .metrics import evaluate
+
+__all__ = ["METHODS", "AVAILABLE_METHODS", "observe", "run_attack", "score"]
+
+METHODS = ("dlg", "idlg", "ig", "ggl", "gias", "gifd")
+AVAILABLE_METHODS = ("dlg", "idlg", "ig")
+
+
+def observe(model: nn.Module, images01: torch.Tensor, labels: torch.Tensor, threat_model: ThreatModel,
+            seed: int = 0) -> ClientUpdate:
+    """The update the server receives from a client holding ``images01`` (in [0, 1]) and ``labels``."""
+    device = next(model.parameters()).device
+    num_classes = _num_classes(model)
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise GifdError(f"label {int(labels.max())} is out of range for a {num_classes}-class model (0..{num_classes - 1})")
+    if images01.shape[1:] != (3, 32, 32):
+        raise GifdError(f"images must be 3×32×32, got {tuple(images01.shape[1:])}")
+    gen = torch.Generator().manual_seed(seed + 104729)
+    return client_update(model, normalize(images01.to(device)), labels.to(device), threat_model, gen)
+
+
+def _num_classes(model: nn.Module) -> int:
+    return [m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features
+
+
+def run_attack(method: str, model: nn.Module, update: ClientUpdate, preset: Preset, batch_size: int,
+               seed: int = 0, labels: torch.Tensor | None = None) -> Reconstruction:
+    """Run one attack on an observed update. Labels are inferred from the update unless given."""
+    if method not in METHODS:
+        raise GifdError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+    if method not in AVAILABLE_METHODS:
+        raise GifdError(f"method {method!r} needs the GAN prior, which this version does not ship yet; "
+                        f"available: {', '.join(AVAILABLE_METHODS)}")
+    tm = update.threat_model
+    device = next(model.parameters()).device
+    if method == "dlg":
+        tm.labels = "joint"
+        labels = None
+    elif labels is None:
+        tm.labels = "inferred"
+        labels = infer_labels(model, update.tensors, batch_size)
+    else:
+        tm.labels = "given"
+    if labels is not None:
+        labels = labels.to(device)
+    model.train(tm.bn_mode == "train")
+    if method in ("dlg", "idlg"):
+        return dlg(model, update.tensors, tm, preset.dlg, labels=labels, batch_size=batch_size,
+                   num_classes=_num_classes(model), seed=seed)
+    return inverting_gradients(model, update.tensors, labels, tm, preset.ig, seed=seed)
+
+
+def score(reconstruction: Reconstruction, truth01: torch.Tensor, true_labels: torch.Tensor,
+          with_lpips: bool = True) -> dict:
+    """Metrics of one attack, matched to the truth: the fields of the CLI's ``metrics.json``."""
+    m = evaluate(reconstruction.images, truth01, with_lpips=with_lpips)
+    return {
+        "method": reconstruction.method,
+        "model": reconstruction.threat_model.model,
+        "psnr": m["psnr"], "ssim": m["ssim"], "lpips": m["lpips"], "mse": m["mse"],
+        "label_accuracy": label_accuracy(reconstruction.labels, true_labels),
+        "labels_used": [int(v) for v in reconstruction.labels],
+        "true_labels": [int(v) for v in true_labels],
+        "gradient_loss": reconstruction.gradient_loss,
+        "iterations": reconstruction.iterations,
+        "seconds": round(reconstruction.seconds, 3),
+        "seconds_per_iteration": round(reconstruction.seconds_per_iteration, 5),
+        "restarts": len(reconstruction.history.restart_losses),
+        "best_restart": reconstruction.history.best_restart,
+        "interrupted": reconstruction.history.interrupted,
+        "per_image": m["per_image"],
+        "order": m["order"],
+        "threat_model": reconstruction.threat_model.as_dict(),
+        "version": __version__,
+    }
