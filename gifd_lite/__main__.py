@@ -1,4 +1,4 @@
-"""The command line: ``python -m gifd_lite {attack,info,fetch,train-gan,train-classifier,reproduce}``.
+"""The command line: ``python -m gifd_lite {attack,info,fetch,course,train-gan,train-classifier,reproduce}``.
 
 Bad input (a missing file, an unreadable image, a label out of range, an unknown option) exits with
 status 2 and a single line on stderr, never a traceback.
@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("fetch", help="pre-download what offline labs need (needs internet once)")
     f.add_argument("what", nargs="*", default=["lpips"], choices=["lpips", "cifar10"])
+
+    c = sub.add_parser("course", help="execute the notebooks with papermill into runs/<preset>/")
+    c.add_argument("--preset", default="laptop", choices=list(PRESETS))
+    c.add_argument("--only", nargs="*", help="notebook prefixes, e.g. 00 01")
+    c.add_argument("--out", help="default runs/<preset>")
+    c.add_argument("--device", default="auto")
 
     for name in PLANNED:
         sub.add_parser(name, help=f"not in this version (comes with {PLANNED[name]})").add_argument("rest", nargs="*")
@@ -192,12 +198,18 @@ def cmd_fetch(args) -> dict:
     return done
 
 
+def cmd_course(args) -> dict:
+    from .course import run_course
+
+    return run_course(args.preset, args.out, args.only, args.device)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command in PLANNED:
             raise GifdError(f"'{args.command}' is not in this version yet (it comes with {PLANNED[args.command]})")
-        result = {"attack": cmd_attack, "info": cmd_info, "fetch": cmd_fetch}[args.command](args)
+        result = {"attack": cmd_attack, "info": cmd_info, "fetch": cmd_fetch, "course": cmd_course}[args.command](args)
     except GifdError as exc:
         print(f"gifd_lite: error: {exc}", file=sys.stderr)
         return 2

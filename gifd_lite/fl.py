@@ -118,16 +118,13 @@ def apply_defense(tensors: list[torch.Tensor], name: str, param: float | None = 
 def client_update(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat_model: ThreatModel,
                   generator: torch.Generator | None = None) -> ClientUpdate:
     """Run the client as the threat model says (BN mode, FedSGD or FedAvg, defense) and return its update."""
-    was_training = model.training
-    model.train(threat_model.bn_mode == "train")
-    try:
-        if threat_model.update == "fedsgd":
-            tensors = fedsgd_gradients(model, x, y)
-        elif threat_model.update == "fedavg":
-            tensors = fedavg_update(model, x, y, threat_model.fedavg_steps, threat_model.fedavg_lr)
-        else:
-            raise GifdError(f"unknown update type {threat_model.update!r}: use fedsgd or fedavg")
-    finally:
-        model.train(was_training)
+    client = copy.deepcopy(model)  # the client's forward pass must not touch the server's BN statistics
+    client.train(threat_model.bn_mode == "train")
+    if threat_model.update == "fedsgd":
+        tensors = fedsgd_gradients(client, x, y)
+    elif threat_model.update == "fedavg":
+        tensors = fedavg_update(client, x, y, threat_model.fedavg_steps, threat_model.fedavg_lr)
+    else:
+        raise GifdError(f"unknown update type {threat_model.update!r}: use fedsgd or fedavg")
     tensors = apply_defense(tensors, threat_model.defense, threat_model.defense_param, generator)
     return ClientUpdate(tensors, threat_model)

@@ -1,0 +1,48 @@
+"""Run the course: execute every notebook with papermill into ``runs/<preset>/`` (README, ``make course``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+__all__ = ["NOTEBOOK_DIR", "notebooks", "run_notebook", "run_course"]
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def notebooks(only: list[str] | None = None) -> list[Path]:
+    """The course's notebooks in order (``NN_name.ipynb``), optionally only those whose prefix is listed."""
+    found = sorted(p for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        found = [p for p in found if p.name[:2] in only or p.stem in only]
+    return found
+
+
+def run_notebook(path: Path, out_root: Path, preset: str = "laptop", seed: int = 0, device: str = "auto",
+                 **parameters) -> dict:
+    """Execute one notebook; returns the metrics.json it wrote (plus its wall time)."""
+    import papermill
+
+    out_dir = Path(out_root) / path.stem
+    out_dir.mkdir(parents=True, exist_ok=True)
+    params = dict(PRESET=preset, SEED=seed, DEVICE=device, OUTPUT_DIR=str(out_dir.resolve()), INTERACTIVE=False)
+    params.update(parameters)
+    start = time.perf_counter()
+    papermill.execute_notebook(str(path), str(out_dir / path.name), parameters=params, kernel_name="python3",
+                               cwd=str(path.parent), progress_bar=False)
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    metrics["_wall_seconds"] = round(time.perf_counter() - start, 1)
+    return metrics
+
+
+def run_course(preset: str = "laptop", out_root: str | Path | None = None, only: list[str] | None = None,
+               device: str = "auto") -> dict:
+    """Execute the notebooks in order into ``runs/<preset>/``; print each one's wall time."""
+    out_root = Path(out_root or Path("runs") / preset)
+    results = {}
+    for nb in notebooks(only):
+        print(f"running {nb.name} (preset {preset}) ...", flush=True)
+        results[nb.stem] = run_notebook(nb, out_root, preset=preset, device=device)
+        print(f"  done in {results[nb.stem]['_wall_seconds']} s -> {out_root / nb.stem}", flush=True)
+    return {name: m["_wall_seconds"] for name, m in results.items()}

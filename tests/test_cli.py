@@ -1,0 +1,66 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gifd_lite.__main__ import main
+
+
+def _run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "gifd_lite", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("args", [
+    ["attack", "--method", "ig", "--image", "missing.png", "--label", "3"],
+    ["attack", "--method", "ig", "--image", "{img}", "--label", "12"],
+    ["attack", "--method", "nope", "--index", "0"],
+    ["attack", "--method", "ig", "--image", "{bad}", "--label", "1"],
+    ["attack", "--method", "ig", "--index", "10000"],
+    ["attack", "--method", "ig", "--index", "0", "--preset", "huge"],
+    ["attack", "--method", "gifd", "--index", "0"],
+    ["attack", "--method", "ig", "--image", "{img}", "{img}", "--label", "1"],
+])
+def test_bad_input_is_one_line_without_traceback(args, tmp_path):
+    from PIL import Image
+
+    img = tmp_path / "ok.png"
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(img)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image at all")
+    args = [a.format(img=img, bad=bad) for a in args]
+    result = _run(*args, "--out", str(tmp_path / "out"))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("gifd_lite: error:")]
+    assert len(errors) == 1, result.stderr
+
+
+def test_attack_writes_metrics_and_picture(tmp_path):
+    result = _run("attack", "--method", "idlg", "--index", "3000", "--preset", "smoke", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout.strip().splitlines()[-1])
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert printed == written
+    for key in ("method", "model", "preset", "psnr", "ssim", "lpips", "mse", "label_accuracy", "iterations",
+                "seconds", "seconds_per_iteration", "device", "seed"):
+        assert key in written
+    assert written["label_accuracy"] == 1.0 and written["preset"] == "smoke"
+    assert (tmp_path / "reconstruction.png").stat().st_size > 0
+
+
+def test_user_image_is_resized_and_attacked(tmp_path):
+    from PIL import Image
+
+    img = tmp_path / "photo.jpg"
+    Image.new("RGB", (64, 48), (20, 120, 220)).save(img)
+    code = main(["attack", "--method", "ig", "--model", "convnet", "--image", str(img), "--label", "4",
+                 "--preset", "smoke", "--iters", "5", "--out", str(tmp_path / "o")])
+    assert code == 0
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["iterations"] == 5
+
+
+def test_info_reports_data_source(capsys):
+    assert main(["info"]) == 0
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "image folder" in info["cifar10"] or "torchvision" in info["cifar10"]
