@@ -30,6 +30,7 @@ class IGConfig:
     iterations: int = 400
     restarts: int = 1
     lr: float = 0.1
+    distance: str = "cosine"     # "cosine" (IG) or "l2" (DLG's distance, for comparison)
     tv_weight: float = 1e-2
     signed: bool = True
     boxed: bool = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -24,6 +25,10 @@ def run_notebook(path: Path, out_root: Path, preset: str = "laptop", seed: int =
     """Execute one notebook; returns the metrics.json it wrote (plus its wall time)."""
     import papermill
 
+    from .data import data_root
+
+    # notebooks run with notebooks/ as their working directory: pin a relative GIFD_DATA to where we are
+    os.environ["GIFD_DATA"] = str(data_root().resolve())
     out_dir = Path(out_root) / path.stem
     out_dir.mkdir(parents=True, exist_ok=True)
     params = dict(PRESET=preset, SEED=seed, DEVICE=device, OUTPUT_DIR=str(out_dir.resolve()), INTERACTIVE=False)

@@ -9,7 +9,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["resolve_device", "seed_everything", "progress", "set_threads"]
+__all__ = ["resolve_device", "seed_everything", "progress", "set_threads", "check_environment", "DEPENDENCIES"]
+
+DEPENDENCIES = ("torch", "torchvision", "numpy", "scipy", "matplotlib", "lpips", "pytorch_msssim", "cma",
+                "tqdm", "ipywidgets", "papermill", "nbval", "jupyterlab")
 
 _ANNOUNCED: set[str] = set()
 
@@ -55,3 +58,26 @@ def progress(iterable=None, total: int | None = None, desc: str = "", enabled: b
     """A ``tqdm.auto`` progress bar (a widget in notebooks, text in a terminal); ``GIFD_NO_PROGRESS=1`` hides it."""
     disable = (not enabled) or os.environ.get("GIFD_NO_PROGRESS") == "1"
     return tqdm(iterable, total=total, desc=desc, disable=disable, leave=False, **kwargs)
+
+
+def check_environment(modules=DEPENDENCIES) -> list[tuple[str, str, str]]:
+    """Import each dependency: rows of (name, "OK" or "FAIL", version or the error), for notebook 00."""
+    import importlib
+
+    rows = []
+    for name in modules:
+        try:
+            mod = importlib.import_module(name)
+            version = getattr(mod, "__version__", "")
+            if not version:
+                from importlib.metadata import PackageNotFoundError
+                from importlib.metadata import version as dist_version
+
+                try:
+                    version = dist_version(name.replace("_", "-"))
+                except PackageNotFoundError:
+                    version = "installed"
+            rows.append((name, "OK", str(version)))
+        except Exception as exc:  # an import can fail in many ways; report, don't crash
+            rows.append((name, "FAIL", f"{type(exc).__name__}: {exc}"))
+    return rows

@@ -6,6 +6,7 @@ The cosine distance ignores the gradient's scale (which depends on the loss valu
 matches its direction; total variation favours piecewise-smooth images. Adam runs on the *sign* of the
 gradient (signed gradient descent), the step size drops ×0.1 at 3/8, 5/8 and 7/8 of the run, every step
 is projected back into the valid pixel box, and of R restarts the one with the lowest cosine distance wins.
+``IGConfig(distance="l2")`` swaps in DLG's squared distance for the comparison in notebook 02.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from torch import nn
 
 from ..config import IGConfig
 from ..data import denormalize, normalize
+from ..errors import GifdError
 from ..fl import ThreatModel
 from .core import (GradientTarget, Reconstruction, Tracker, model_gradients, run_restarts, snapshot_steps,
                    total_variation)
@@ -26,6 +28,8 @@ def inverting_gradients(model: nn.Module, update: list[torch.Tensor], labels: to
                         threat_model: ThreatModel, config: IGConfig,
                         image_shape: tuple[int, int, int] = (3, 32, 32), seed: int = 0) -> Reconstruction:
     """Invert ``update`` for images with the given (or inferred) ``labels``."""
+    if config.distance not in ("cosine", "l2"):
+        raise GifdError(f"unknown gradient distance {config.distance!r}: use cosine or l2")
     device = next(model.parameters()).device
     target = GradientTarget(model, update)
     labels = labels.to(device)
@@ -48,7 +52,7 @@ def inverting_gradients(model: nn.Module, update: list[torch.Tensor], labels: to
         schedule = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.1)
         for step in range(n):
             grads = model_gradients(model, x, labels, params=target.params)
-            matching = target.cosine(grads)
+            matching = target.cosine(grads) if config.distance == "cosine" else target.l2(grads)
             loss = matching + config.tv_weight * total_variation(x) if config.tv_weight else matching
             (x.grad,) = torch.autograd.grad(loss, [x])
             if not tracker.update(step, float(matching.detach()), x):

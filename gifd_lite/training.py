@@ -1,0 +1,66 @@
+"""Training a task model on CIFAR-10, briefly (notebook 02: attacks on trained vs untrained models).
+
+Plain mini-batch SGD with momentum on cross-entropy, random crops and flips, a cosine learning-rate
+schedule; :func:`accuracy` scores a model on a split. Deterministic for a given seed on CPU.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import ImageSet, normalize
+from .runtime import progress
+
+__all__ = ["train_classifier", "accuracy"]
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random 4-pixel-padded 32×32 crops and horizontal flips, per batch."""
+    padded = F.pad(x, (4, 4, 4, 4), mode="reflect")
+    i, j = torch.randint(0, 9, (2,), generator=gen).tolist()
+    x = padded[:, :, i:i + 32, j:j + 32]
+    flip = torch.rand(len(x), generator=gen) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+
+
+def train_classifier(model: nn.Module, dataset: ImageSet, steps: int, batch_size: int = 128, lr: float = 0.05,
+                     seed: int = 0, augment: bool = True, show_progress: bool = True) -> list[float]:
+    """Train ``model`` in place for ``steps`` SGD steps; returns the loss per step."""
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.15)
+    model.train()
+    losses = []
+    for _ in progress(range(steps), desc="training", enabled=show_progress):
+        idx = torch.randint(0, len(dataset), (batch_size,), generator=gen)
+        x, y = dataset.tensors(idx.numpy())
+        if augment:
+            x = _augment(x, gen)
+        loss = F.cross_entropy(model(normalize(x.to(device))), y.to(device))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        schedule.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    return losses
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, dataset: ImageSet, limit: int | None = None, batch_size: int = 500) -> float:
+    """Top-1 accuracy of ``model`` (in eval mode) on the first ``limit`` images of ``dataset``."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    # an image-folder split is sorted by class: take an evenly strided subset so every class is counted
+    indices = torch.linspace(0, len(dataset) - 1, n).long().numpy()
+    correct = 0
+    for start in range(0, n, batch_size):
+        x, y = dataset.tensors(indices[start:start + batch_size])
+        correct += int((model(normalize(x.to(device))).argmax(1).cpu() == y).sum())
+    model.train(was_training)
+    return correct / n

@@ -1,0 +1,36 @@
+"""ipywidgets explorers over stored results (no optimisation inside a callback); notebooks 01 and 02."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
+__all__ = ["snapshot_explorer"]
+
+
+def snapshot_explorer(snapshots_by_name: dict[str, list]):
+    """A dropdown (which run) and a slider (which snapshot) over stored ``History.snapshots`` lists."""
+    import ipywidgets as W
+
+    names = list(snapshots_by_name)
+    run = W.Dropdown(options=names, description="run")
+    step = W.IntSlider(min=0, max=len(snapshots_by_name[names[0]]) - 1, description="snapshot")
+    out = W.Output()
+
+    def draw(*_):
+        snaps = snapshots_by_name[run.value]
+        step.max = len(snaps) - 1
+        it, images = snaps[min(step.value, step.max)]
+        with out:
+            out.clear_output(wait=True)
+            n = len(images)
+            fig, axes = plt.subplots(1, n, figsize=(1.8 * n, 2.0), squeeze=False)
+            for ax, img in zip(axes[0], images):
+                ax.imshow(img.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
+                ax.axis("off")
+            fig.suptitle(f"{run.value}: iteration {it}", fontsize=9)
+            plt.show()
+
+    run.observe(draw, "value")
+    step.observe(draw, "value")
+    draw()
+    return W.VBox([W.HBox([run, step]), out])
