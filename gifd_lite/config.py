@@ -46,6 +46,7 @@ class Preset:
     ig: IGConfig = field(default_factory=IGConfig)
     n_images: int = 4             # how many victim images a notebook loops over
     label_trials: int = 50        # images used to measure label-inference accuracy
+    classifier_steps: int = 300   # SGD steps for the briefly trained model of notebook 02
 
     def override(self, **changes) -> "Preset":
         """A copy with some fields changed, e.g. ``preset.override(ig=replace(preset.ig, iterations=10))``."""
@@ -59,6 +60,7 @@ PRESETS: dict[str, Preset] = {
         ig=IGConfig(iterations=24, restarts=1, snapshots=3),
         n_images=2,
         label_trials=8,
+        classifier_steps=10,
     ),
     "laptop": Preset(
         name="laptop",
@@ -73,6 +75,7 @@ PRESETS: dict[str, Preset] = {
         ig=IGConfig(iterations=24_000, restarts=4, tv_weight=1e-2),
         n_images=10,
         label_trials=200,
+        classifier_steps=5000,
     ),
 }
 

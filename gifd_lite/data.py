@@ -100,8 +100,10 @@ def _load_image_folder(folder: Path) -> ImageSet:
         if not class_dir.is_dir():
             raise GifdError(f"image folder {folder} has no class folder {name!r}")
         files += [(label, p) for p in sorted(class_dir.iterdir()) if p.suffix.lower() in _IMAGE_SUFFIXES]
+    # the cache key: the folder, its file names and the class folders' modification times
+    stamps = "".join(f"{(folder / name).stat().st_mtime_ns}" for name in CIFAR10_CLASSES)
     key = hashlib.sha256(
-        (str(folder.resolve()) + "".join(f"{p.name}:{p.stat().st_size}" for _, p in files)).encode()
+        (str(folder.resolve()) + stamps + "".join(f"{label}/{p.name}" for label, p in files)).encode()
     ).hexdigest()[:16]
     cached = cache_dir() / f"cifar10-{folder.name}-{key}.npz"
     source = f"image folder {folder} ({len(files)} images, sorted by class then file name)"

@@ -1,0 +1,43 @@
+"""Every notebook runs end to end under papermill in the smoke preset and writes its metrics.json."""
+
+import json
+
+import pytest
+
+from gifd_lite.course import notebooks, run_notebook
+
+EXPECTED = {
+    "00_setup_and_tour": ["dependencies_ok", "dependencies_total", "n_test_images", "data_source"],
+    "01_gradient_leakage": ["idlg_label_accuracy", "dlg_psnr_mean", "idlg_psnr_mean", "failure_convnet_idlg_psnr"],
+    "02_inverting_gradients": ["ig_psnr_mean", "ablation", "restart_chosen_psnr", "batch_psnr", "trained_psnr"],
+}
+
+
+def test_every_notebook_is_known_and_stripped():
+    import nbformat
+
+    names = [p.stem for p in notebooks()]
+    assert names == sorted(EXPECTED), names
+    for path in notebooks():
+        nb = nbformat.read(path, as_version=4)
+        assert nb.metadata["kernelspec"]["name"] == "python3"
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{path.name} has outputs"
+        assert "parameters" in nb.cells[1].metadata.get("tags", []), f"{path.name}: cell 2 must be parameters"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.stem)
+def test_notebook_runs_in_smoke_preset(path, tmp_path):
+    metrics = run_notebook(path, tmp_path, preset="smoke", device="cpu")
+    assert metrics["preset"] == "smoke"
+    for key in EXPECTED[path.stem]:
+        assert metrics.get(key) is not None, f"{path.stem}: metrics.json lacks {key}"
+    written = json.loads((tmp_path / path.stem / "metrics.json").read_text())
+    assert written["seed"] == 0
+    if path.stem == "00_setup_and_tour":
+        assert written["dependencies_ok"] == written["dependencies_total"]
+        assert written["n_test_images"] == 10000
+    if path.stem == "01_gradient_leakage":
+        assert written["idlg_label_accuracy"] == 1.0
+    if path.stem == "02_inverting_gradients":
+        assert written["batch_label_accuracy"] >= 0.75
