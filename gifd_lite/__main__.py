@@ -15,8 +15,7 @@ from pathlib import Path
 
 from .errors import GifdError
 
-PLANNED = {"train-gan": "the GAN prior", "train-classifier": "the GAN prior chapter",
-           "reproduce": "the reproduction runner"}
+PLANNED = {"reproduce": "the reproduction runner"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,6 +71,28 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--only", nargs="*", help="notebook prefixes, e.g. 00 01")
     c.add_argument("--out", help="default runs/<preset>")
     c.add_argument("--device", default="auto")
+
+    g = sub.add_parser("train-gan", help="train the conditional GAN prior (EMA generator is saved)")
+    g.add_argument("--dataset", default="cifar10", choices=["cifar10"])
+    g.add_argument("--classes", nargs="*", help="train on these classes only (names), renumbered in this order")
+    g.add_argument("--steps", type=int, required=True)
+    g.add_argument("--batch-size", type=int, default=64)
+    g.add_argument("--width", type=int, default=32)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", required=True, help="checkpoint path, e.g. data/prior_cifar10.pt")
+    g.add_argument("--register", help="add the result to data/MANIFEST under this name")
+    g.add_argument("--no-resume", action="store_true")
+    g.add_argument("--device", default="auto")
+
+    t = sub.add_parser("train-classifier", help="train a CIFAR-10 task model (fidelity judge, trained global model)")
+    t.add_argument("--model", default="convnet", choices=MODEL_NAMES)
+    t.add_argument("--steps", type=int, required=True)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=0.05)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", required=True)
+    t.add_argument("--register", help="add the result to data/MANIFEST under this name")
+    t.add_argument("--device", default="auto")
 
     for name in PLANNED:
         sub.add_parser(name, help=f"not in this version (comes with {PLANNED[name]})").add_argument("rest", nargs="*")
@@ -198,6 +219,72 @@ def cmd_fetch(args) -> dict:
     return done
 
 
+def _command_line() -> str:
+    import shlex
+
+    return "python -m gifd_lite " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def cmd_train_gan(args) -> dict:
+    from . import data
+    from .gan.checkpoint import register
+    from .gan.train import GANTrainingConfig, subset_classes, train_gan
+    from .runtime import resolve_device, set_threads
+    from .viz import grid
+    from torchvision.utils import save_image
+
+    set_threads()
+    if args.steps < 1:
+        raise GifdError("--steps must be at least 1")
+    dataset = subset_classes(data.load_cifar10("train"), args.classes)
+    out = Path(args.out)
+    samples = out.with_name(out.stem + "_samples")
+    samples.mkdir(parents=True, exist_ok=True)
+    config = GANTrainingConfig(steps=args.steps, batch_size=args.batch_size, width=args.width, seed=args.seed)
+    payload = train_gan(dataset, out, config, device=resolve_device(args.device), resume=not args.no_resume,
+                        on_sample=lambda step, imgs: save_image(grid(imgs, nrow=8), samples / f"step_{step:06d}.png"))
+    result = {"out": str(out), "classes": payload["classes"], "steps": payload["steps"],
+              "wall_seconds": payload["wall_seconds"]}
+    if args.register:
+        result["manifest"] = register(args.register, out, {
+            "kind": "generator", "dataset": "cifar10 train", "classes": payload["classes"], "steps": args.steps,
+            "seed": args.seed, "command": _command_line(), "wall_seconds": payload["wall_seconds"],
+            "config": payload["config"]})
+    return result
+
+
+def cmd_train_classifier(args) -> dict:
+    import time
+
+    from . import data
+    from .gan.checkpoint import register, save_payload
+    from .models import build_model
+    from .runtime import resolve_device, set_threads
+    from .training import accuracy, train_classifier
+
+    set_threads()
+    if args.steps < 1:
+        raise GifdError("--steps must be at least 1")
+    device = resolve_device(args.device)
+    train_set, test_set = data.load_cifar10("train"), data.load_cifar10("test")
+    model = build_model(args.model, seed=args.seed).to(device)
+    start = time.perf_counter()
+    train_classifier(model, train_set, args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    wall = round(time.perf_counter() - start, 1)
+    acc = accuracy(model, test_set)
+    payload = {"kind": "classifier", "config": {"model": args.model, "num_classes": 10},
+               "classes": list(test_set.classes), "steps": args.steps, "seed": args.seed, "test_accuracy": acc,
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    save_payload(payload, args.out)
+    result = {"out": args.out, "test_accuracy": acc, "wall_seconds": wall}
+    if args.register:
+        result["manifest"] = register(args.register, Path(args.out), {
+            "kind": "classifier", "model": args.model, "dataset": "cifar10 train", "classes": list(test_set.classes),
+            "steps": args.steps, "seed": args.seed, "test_accuracy": acc, "command": _command_line(),
+            "wall_seconds": wall})
+    return result
+
+
 def cmd_course(args) -> dict:
     from .course import run_course
 
@@ -209,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command in PLANNED:
             raise GifdError(f"'{args.command}' is not in this version yet (it comes with {PLANNED[args.command]})")
-        result = {"attack": cmd_attack, "info": cmd_info, "fetch": cmd_fetch, "course": cmd_course}[args.command](args)
+        result = {"attack": cmd_attack, "info": cmd_info, "fetch": cmd_fetch, "course": cmd_course,
+                  "train-gan": cmd_train_gan, "train-classifier": cmd_train_classifier}[args.command](args)
     except GifdError as exc:
         print(f"gifd_lite: error: {exc}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ from torch import nn
 from ..config import DLGConfig
 from ..data import denormalize
 from ..fl import ThreatModel
+from ..runtime import progress
 from .core import GradientTarget, Reconstruction, Tracker, model_gradients, run_restarts, snapshot_steps
 
 __all__ = ["dlg"]
@@ -56,7 +57,7 @@ def dlg(model: nn.Module, update: list[torch.Tensor], threat_model: ThreatModel,
             tracker.iterations += 1
             return loss
 
-        for step in range(config.iterations):
+        for step in progress(range(config.iterations), desc=f"L-BFGS restart {trial + 1}/{config.restarts}"):
             loss = float(opt.step(closure).detach())
             found = label_logits.argmax(-1).detach().cpu() if joint else labels.cpu()
             if not tracker.update(step, loss, x, extra=found):

@@ -18,6 +18,7 @@ from ..config import IGConfig
 from ..data import denormalize, normalize
 from ..errors import GifdError
 from ..fl import ThreatModel
+from ..runtime import progress
 from .core import (GradientTarget, Reconstruction, Tracker, model_gradients, run_restarts, snapshot_steps,
                    total_variation)
 
@@ -50,7 +51,7 @@ def inverting_gradients(model: nn.Module, update: list[torch.Tensor], labels: to
         x.requires_grad_(True)
         opt = torch.optim.Adam([x], lr=config.lr)
         schedule = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.1)
-        for step in range(n):
+        for step in progress(range(n), desc=f"IG restart {trial + 1}/{config.restarts}"):
             grads = model_gradients(model, x, labels, params=target.params)
             matching = target.cosine(grads) if config.distance == "cosine" else target.l2(grads)
             loss = matching + config.tv_weight * total_variation(x) if config.tv_weight else matching

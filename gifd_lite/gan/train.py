@@ -1,0 +1,144 @@
+"""Training the conditional GAN prior: hinge loss, Adam (β1 = 0, β2 = 0.9), EMA generator (notebook 03).
+
+    L_D = E[max(0, 1 - D(x, y))] + E[max(0, 1 + D(G(z, y), y))]
+    L_G = -E[D(G(z, y), y)]
+
+The exponential moving average G_ema ← α G_ema + (1 - α) G (α = 0.999) is what ships: it gives smoother,
+better samples than the raw generator. Training can run on a subset of the classes (the out-of-distribution
+chapter needs a prior that never saw some classes); the subset's labels are renumbered 0..K-1 in the order
+given. Every ``checkpoint_every`` steps the full state is saved next to the output, so a stopped run resumes.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data import ImageSet
+from ..errors import GifdError
+from ..runtime import progress
+from .checkpoint import save_payload
+from .discriminator import Discriminator
+from .generator import Generator, GeneratorConfig, to_unit
+
+__all__ = ["GANTrainingConfig", "train_gan", "subset_classes"]
+
+
+@dataclass(frozen=True)
+class GANTrainingConfig:
+    steps: int = 6000
+    batch_size: int = 64
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.0, 0.9)
+    d_steps: int = 1
+    ema_decay: float = 0.999
+    ema_start: int = 500
+    width: int = 32
+    z_dim: int = 128
+    seed: int = 0
+    sample_every: int = 1000
+    checkpoint_every: int = 500
+
+
+def subset_classes(dataset: ImageSet, class_names: list[str] | None) -> ImageSet:
+    """Keep only the named classes, renumbered 0..K-1 in the given order (all classes when None)."""
+    if not class_names:
+        return dataset
+    unknown = [c for c in class_names if c not in dataset.classes]
+    if unknown:
+        raise GifdError(f"unknown class {unknown[0]!r}: choose from {', '.join(dataset.classes)}")
+    old = [dataset.classes.index(c) for c in class_names]
+    keep = np.isin(dataset.labels, old)
+    remap = {o: n for n, o in enumerate(old)}
+    labels = np.array([remap[int(v)] for v in dataset.labels[keep]], dtype=np.int64)
+    return ImageSet(dataset.images[keep], labels, tuple(class_names), dataset.source + f" (classes {class_names})")
+
+
+def _real_batch(dataset: ImageSet, gen: torch.Generator, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    idx = torch.randint(0, len(dataset), (batch_size,), generator=gen).numpy()
+    x, y = dataset.tensors(idx)
+    flip = torch.rand(batch_size, generator=gen) < 0.5
+    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+    return x * 2 - 1, y
+
+
+def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GANTrainingConfig(),
+              device: torch.device | str = "cpu", resume: bool = True, show_progress: bool = True,
+              on_sample=None) -> dict:
+    """Train G and D on ``dataset``; write the EMA generator checkpoint to ``out`` and return it.
+
+    ``on_sample(step, grid_images)`` is called with a (K·8, 3, 32, 32) batch of EMA samples every
+    ``sample_every`` steps (the CLI saves them as PNG grids).
+    """
+    out = Path(out)
+    device = torch.device(device)
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    k = len(dataset.classes)
+    g_config = GeneratorConfig(num_classes=k, z_dim=config.z_dim, width=config.width)
+    G, D = Generator(g_config).to(device), Discriminator(k, config.width).to(device)
+    G_ema = copy.deepcopy(G).eval()
+    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=config.betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=config.betas)
+    state_path = out.with_suffix(".resume.pt")
+    start_step, elapsed = 0, 0.0
+    if resume and state_path.exists():
+        state = torch.load(state_path, map_location=device, weights_only=False)  # our own resume file
+        for module, key in ((G, "G"), (D, "D"), (G_ema, "G_ema"), (opt_g, "opt_g"), (opt_d, "opt_d")):
+            module.load_state_dict(state[key])
+        gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+        start_step, elapsed = state["step"], state["elapsed"]
+        print(f"resuming from step {start_step}")
+    fixed_z = torch.randn((8 * k, config.z_dim), generator=torch.Generator().manual_seed(1)).to(device)
+    fixed_y = torch.arange(k).repeat_interleave(8).to(device)
+    t0 = time.perf_counter() - elapsed
+    bar = progress(range(start_step, config.steps), total=config.steps, desc="GAN", enabled=show_progress,
+                   initial=start_step)
+    for step in bar:
+        for _ in range(config.d_steps):
+            x, y = _real_batch(dataset, gen, config.batch_size)
+            x, y = x.to(device), y.to(device)
+            z = torch.randn((config.batch_size, config.z_dim), generator=gen).to(device)
+            with torch.no_grad():
+                fake = G(z, y)
+            loss_d = F.relu(1 - D(x, y)).mean() + F.relu(1 + D(fake, y)).mean()
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+        z = torch.randn((config.batch_size, config.z_dim), generator=gen).to(device)
+        y = torch.randint(0, k, (config.batch_size,), generator=gen).to(device)
+        loss_g = -D(G(z, y), y).mean()
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        with torch.no_grad():
+            decay = config.ema_decay if step >= config.ema_start else 0.0
+            for pe, p in zip(G_ema.parameters(), G.parameters()):
+                pe.lerp_(p, 1 - decay)
+            for be, b in zip(G_ema.buffers(), G.buffers()):
+                be.copy_(b)
+        if step % 50 == 0 and hasattr(bar, "set_postfix"):
+            bar.set_postfix(d=f"{float(loss_d.detach()):.3f}", g=f"{float(loss_g.detach()):.3f}")
+        done = step + 1
+        if on_sample is not None and (done % config.sample_every == 0 or done == config.steps):
+            with torch.no_grad():
+                on_sample(done, to_unit(G_ema(fixed_z, fixed_y)).cpu())
+        if done % config.checkpoint_every == 0 and done < config.steps:
+            torch.save({"G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
+                        "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "gen": gen.get_state(),
+                        "torch_rng": torch.get_rng_state(), "step": done,
+                        "elapsed": time.perf_counter() - t0}, state_path)
+    payload = {"kind": "generator", "config": g_config.as_dict(), "classes": list(dataset.classes),
+               "steps": config.steps, "seed": config.seed, "wall_seconds": round(time.perf_counter() - t0, 1),
+               "state_dict": {k: v.detach().cpu() for k, v in G_ema.state_dict().items()}}
+    save_payload(payload, out)
+    state_path.unlink(missing_ok=True)
+    return payload

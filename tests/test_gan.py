@@ -1,0 +1,114 @@
+import pytest
+import torch
+
+from gifd_lite.errors import GifdError
+from gifd_lite.gan import Generator, GeneratorConfig, checkpoint, load_generator
+from gifd_lite.gan.discriminator import Discriminator
+
+
+@pytest.fixture(scope="module")
+def generator():
+    torch.manual_seed(0)
+    G = Generator(GeneratorConfig(num_classes=10, width=16))
+    # give the conditional batch norms non-trivial statistics and class gains, as after training
+    G.train()
+    with torch.no_grad():
+        G(torch.randn(32, 128), torch.randint(0, 10, (32,)))
+        for m in G.modules():
+            if isinstance(m, torch.nn.Linear) and m.bias is None and m.weight.shape[1] == 128:
+                m.weight.normal_(0, 0.1)
+    return G.eval()
+
+
+def test_stage_api_splits_the_forward_pass_exactly(generator):
+    z, y = torch.randn(6, 128), torch.randint(0, 10, (6,))
+    full = generator(z, y)
+    assert full.shape == (6, 3, 32, 32) and full.abs().max() <= 1
+    names = [name for name, _ in generator.stages()]
+    assert names == ["latent", "4x4", "8x8", "16x16", "32x32"]
+    for k, (_, shape) in enumerate(generator.stages()):
+        h = generator.features(z, y, upto=k)
+        assert h.shape[1:] == shape
+        assert (generator.forward_from(k, h, y) - full).abs().max() <= 1e-5
+
+
+def test_soft_class_codes_interpolate_embeddings(generator):
+    z = torch.randn(2, 128)
+    hard = generator(z, torch.tensor([3, 3]))
+    one_hot = torch.nn.functional.one_hot(torch.tensor([3, 3]), 10).float()
+    assert torch.allclose(generator(z, one_hot), hard, atol=1e-6)
+    mix = 0.5 * one_hot + 0.5 * torch.nn.functional.one_hot(torch.tensor([5, 5]), 10).float()
+    assert not torch.allclose(generator(z, mix), hard)
+    with pytest.raises(ValueError):
+        generator.features(z, torch.tensor([3, 3]), upto=9)
+
+
+def test_discriminator_scores_each_image():
+    D = Discriminator(num_classes=5, width=8)
+    assert D(torch.randn(3, 3, 32, 32), torch.tensor([0, 1, 4])).shape == (3,)
+
+
+def test_checkpoint_round_trip_and_corruption(tmp_path, generator):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    file = data_dir / "g.pt"
+    checkpoint.save_payload({"kind": "generator", "config": generator.config.as_dict(),
+                             "classes": [str(i) for i in range(10)], "state_dict": generator.state_dict()}, file)
+    checkpoint.register("tiny", file, {"kind": "generator", "command": "test"}, data_dir)
+    payload = checkpoint.load_payload("tiny", data_dir)
+    G = Generator(GeneratorConfig(**payload["config"]))
+    G.load_state_dict(payload["state_dict"])
+    z, y = torch.randn(2, 128), torch.tensor([1, 2])
+    assert torch.equal(G.eval()(z, y), generator(z, y))
+    loaded = load_generator(str(file))          # a plain path: no manifest hash to check
+    assert loaded.classes[0] == "0"
+    file.write_bytes(file.read_bytes()[:-10])    # truncated: hash mismatch
+    with pytest.raises(GifdError, match="corrupt"):
+        checkpoint.load_payload("tiny", data_dir)
+    with pytest.raises(GifdError, match="cannot read"):
+        load_generator(str(file))
+    with pytest.raises(GifdError, match="no checkpoint"):
+        load_generator("no-such-prior")
+
+
+def _tiny_dataset():
+    import numpy as np
+
+    from gifd_lite.data import ImageSet
+
+    rng = np.random.default_rng(0)
+    return ImageSet(rng.integers(0, 255, (40, 32, 32, 3), dtype=np.uint8), np.arange(40) % 4,
+                    ("airplane", "automobile", "bird", "cat"), "synthetic")
+
+
+def test_gan_training_resumes_exactly(tmp_path):
+    from gifd_lite.gan.train import GANTrainingConfig, train_gan
+
+    config = GANTrainingConfig(steps=4, batch_size=4, width=8, z_dim=16, sample_every=3, checkpoint_every=2,
+                               ema_start=0)
+    straight = train_gan(_tiny_dataset(), tmp_path / "a.pt", config, show_progress=False)
+
+    def stop_at_three(step, images):
+        assert images.shape == (32, 3, 32, 32)
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_gan(_tiny_dataset(), tmp_path / "b.pt", config, show_progress=False, on_sample=stop_at_three)
+    assert (tmp_path / "b.resume.pt").exists()
+    resumed = train_gan(_tiny_dataset(), tmp_path / "b.pt", config, show_progress=False)
+    assert not (tmp_path / "b.resume.pt").exists()
+    for key, value in straight["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key
+    G = load_generator(str(tmp_path / "b.pt"))
+    assert G.classes == ("airplane", "automobile", "bird", "cat") and G.config.z_dim == 16
+
+
+def test_class_subset_is_renumbered():
+    from gifd_lite.gan.train import subset_classes
+
+    sub = subset_classes(_tiny_dataset(), ["cat", "airplane"])
+    assert sub.classes == ("cat", "airplane") and len(sub) == 20
+    assert set(sub.labels.tolist()) == {0, 1}
+    with pytest.raises(GifdError, match="unknown class"):
+        subset_classes(_tiny_dataset(), ["dragon"])
