@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dataset", default="cifar10", choices=["cifar10"])
     g.add_argument("--classes", nargs="*", help="train on these classes only (names), renumbered in this order")
     g.add_argument("--steps", type=int, required=True)
-    g.add_argument("--batch-size", type=int, default=64)
+    g.add_argument("--batch-size", type=int, default=32)
     g.add_argument("--width", type=int, default=32)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", required=True, help="checkpoint path, e.g. data/prior_cifar10.pt")
@@ -193,8 +193,14 @@ def cmd_info(args) -> dict:
         info["cifar10"] = f"missing: {exc}"
     hub = Path(torch.hub.get_dir()) / "checkpoints"
     info["lpips_backbone"] = "cached" if any(hub.glob("alexnet-*.pth")) else "not downloaded (run: python -m gifd_lite fetch lpips)"
-    manifest = Path(__file__).resolve().parent.parent / "data" / "MANIFEST"
-    info["checkpoints"] = manifest.read_text().count("sha256") if manifest.exists() else 0
+    from .gan.checkpoint import DATA_DIR, read_manifest, sha256
+
+    checkpoints = {}
+    for name, entry in read_manifest().items():
+        path = DATA_DIR / entry["file"]
+        checkpoints[name] = ("missing" if not path.exists() else
+                             "ok" if sha256(path) == entry["sha256"] else "corrupt (sha256 differs from MANIFEST)")
+    info["checkpoints"] = checkpoints or "none shipped"
     return info
 
 
@@ -238,7 +244,7 @@ def cmd_train_gan(args) -> dict:
         raise GifdError("--steps must be at least 1")
     dataset = subset_classes(data.load_cifar10("train"), args.classes)
     out = Path(args.out)
-    samples = out.with_name(out.stem + "_samples")
+    samples = Path("runs") / "train-gan" / (out.stem + "_samples")
     samples.mkdir(parents=True, exist_ok=True)
     config = GANTrainingConfig(steps=args.steps, batch_size=args.batch_size, width=args.width, seed=args.seed)
     payload = train_gan(dataset, out, config, device=resolve_device(args.device), resume=not args.no_resume,

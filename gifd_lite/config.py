@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-__all__ = ["DLGConfig", "IGConfig", "Preset", "PRESETS", "get_preset"]
+__all__ = ["DLGConfig", "IGConfig", "GIFDConfig", "GGLConfig", "GIASConfig", "Preset", "PRESETS", "get_preset"]
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,61 @@ class IGConfig:
 
 
 @dataclass(frozen=True)
+class GIFDConfig:
+    """GIFD (notebook 05): latent first, then the features of later generator stages in an l1 ball.
+
+    ``stages[i]`` is a generator stage (0 = latent z), searched for ``iterations[i]`` Adam steps at
+    learning rate ``lr[i]``; the change of stage i's features is kept in an l1 ball of radius
+    ``radius[i]`` × (l1 norm of the features the stage started from); ``None`` means unconstrained.
+    """
+
+    stages: tuple[int, ...] = (0, 1, 2, 3)
+    iterations: tuple[int, ...] = (150, 150, 150, 150)
+    lr: tuple[float, ...] = (0.1, 0.03, 0.03, 0.03)
+    radius: tuple[float | None, ...] = (None, 0.3, 0.3, 0.3)
+    restarts: int = 2
+    tv_weight: float = 1e-4
+    norm_weight: float = 1e-4
+    warmup: float = 0.1          # fraction of each stage's steps with a linearly rising learning rate
+    snapshots: int = 4
+
+    @property
+    def total_iterations(self) -> int:
+        return sum(self.iterations) * self.restarts
+
+
+@dataclass(frozen=True)
+class GGLConfig:
+    """GGL (notebook 04): the latent searched by CMA-ES on L2 gradient distance + KL(z || N(0, I))."""
+
+    evaluations: int = 600        # fitness evaluations (each: one generator pass and one model gradient)
+    sigma: float = 0.5
+    kl_weight: float = 0.1
+    popsize: int | None = None    # None: CMA-ES default 4 + 3 ln(n)
+
+
+@dataclass(frozen=True)
+class GIASConfig:
+    """GIAS (notebook 04): latent search with Adam, then per-image fine-tuning of generator copies."""
+
+    latent_iterations: int = 300
+    generator_iterations: int = 300
+    lr_latent: float = 0.1
+    lr_generator: float = 1e-4
+    restarts: int = 2
+    tv_weight: float = 1e-4
+
+
+@dataclass(frozen=True)
 class Preset:
     """Every default a notebook or the CLI needs, by preset name."""
 
     name: str
     dlg: DLGConfig = field(default_factory=DLGConfig)
     ig: IGConfig = field(default_factory=IGConfig)
+    gifd: GIFDConfig = field(default_factory=GIFDConfig)
+    ggl: GGLConfig = field(default_factory=GGLConfig)
+    gias: GIASConfig = field(default_factory=GIASConfig)
     n_images: int = 4             # how many victim images a notebook loops over
     label_trials: int = 50        # images used to measure label-inference accuracy
     classifier_steps: int = 300   # SGD steps for the briefly trained model of notebook 02
@@ -58,6 +107,9 @@ PRESETS: dict[str, Preset] = {
         name="smoke",
         dlg=DLGConfig(iterations=8, inner_steps=10, restarts=1, snapshots=3),
         ig=IGConfig(iterations=24, restarts=1, snapshots=3),
+        gifd=GIFDConfig(iterations=(8, 6, 6, 6), restarts=1, snapshots=2),
+        ggl=GGLConfig(evaluations=40),
+        gias=GIASConfig(latent_iterations=10, generator_iterations=10, restarts=1),
         n_images=2,
         label_trials=8,
         classifier_steps=10,
@@ -73,6 +125,9 @@ PRESETS: dict[str, Preset] = {
         name="paper",
         dlg=DLGConfig(iterations=300, inner_steps=20, restarts=4),
         ig=IGConfig(iterations=24_000, restarts=4, tv_weight=1e-2),
+        gifd=GIFDConfig(iterations=(1000, 1000, 1000, 1000), restarts=4),
+        ggl=GGLConfig(evaluations=16_000),
+        gias=GIASConfig(latent_iterations=2000, generator_iterations=2000, restarts=4),
         n_images=10,
         label_trials=200,
         classifier_steps=5000,

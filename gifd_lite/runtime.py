@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .errors import GifdError
+
 __all__ = ["resolve_device", "seed_everything", "progress", "set_threads", "check_environment", "DEPENDENCIES"]
 
 DEPENDENCIES = ("torch", "torchvision", "numpy", "scipy", "matplotlib", "lpips", "pytorch_msssim", "cma",
@@ -24,11 +26,11 @@ def resolve_device(name: str = "auto", verbose: bool = True) -> torch.device:
     """
     name = (name or "auto").lower()
     if name not in {"auto", "cpu", "cuda"} and not name.startswith("cuda:"):
-        raise ValueError(f"unknown device {name!r}: use auto, cpu or cuda")
+        raise GifdError(f"unknown device {name!r}: use auto, cpu or cuda")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
+        raise GifdError("--device cuda was asked for, but torch sees no CUDA device")
     device = torch.device(name)
     if verbose and str(device) not in _ANNOUNCED:
         _ANNOUNCED.add(str(device))

@@ -114,24 +114,27 @@ class Generator(nn.Module):
 
     def features(self, z: torch.Tensor, y: torch.Tensor, upto: int) -> torch.Tensor:
         """The output of stage ``upto`` (0 returns z itself)."""
+        return self.advance(0, z, y, upto)
+
+    def advance(self, k: int, h: torch.Tensor, y: torch.Tensor, upto: int) -> torch.Tensor:
+        """From the features ``h`` of stage ``k`` to the features of a later stage ``upto``."""
+        self._check_stage(k)
         self._check_stage(upto)
-        if upto == 0:
-            return z
+        if upto < k:
+            raise ValueError(f"cannot go back from stage {k} to stage {upto}")
+        if k == upto:
+            return h
         e = self.embedding(y)
-        h = self.fc(z).view(len(z), 4 * self.config.width, 4, 4)
-        for block in self.blocks[: upto - 1]:
+        if k == 0:
+            h = self.fc(h).view(len(h), 4 * self.config.width, 4, 4)
+            k = 1
+        for block in self.blocks[k - 1: upto - 1]:
             h = block(h, e)
         return h
 
     def forward_from(self, k: int, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Finish the forward pass from the features ``h`` of stage ``k``: the image in [-1, 1]."""
-        self._check_stage(k)
-        e = self.embedding(y)
-        if k == 0:
-            h = self.fc(h).view(len(h), 4 * self.config.width, 4, 4)
-            k = 1
-        for block in self.blocks[k - 1:]:
-            h = block(h, e)
+        h = self.advance(k, h, y, len(self.STAGES) - 1)
         return torch.tanh(self.out_conv(F.relu(self.out_bn(h))))
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -33,13 +33,13 @@ __all__ = ["GANTrainingConfig", "train_gan", "subset_classes"]
 @dataclass(frozen=True)
 class GANTrainingConfig:
     steps: int = 6000
-    batch_size: int = 64
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
+    batch_size: int = 32
+    lr_g: float = 1e-4          # two time-scale update rule: D learns 4× faster than G
+    lr_d: float = 4e-4
     betas: tuple[float, float] = (0.0, 0.9)
     d_steps: int = 1
     ema_decay: float = 0.999
-    ema_start: int = 500
+    ema_start: int = 1000
     width: int = 32
     z_dim: int = 128
     seed: int = 0

@@ -1,0 +1,107 @@
+"""The shared piece of the GAN-prior attacks (notebooks 04–06): optimising one generator stage by gradient matching.
+
+With a generator G split at stage k (notebook 03), the attack's unknown is the stage-k feature h, the image is
+x(h) = G_{k→}(h, c) for the class code c, and one stage of the search solves
+
+    min_h  1 - cos(∇_θ CE(f_θ(x(h)), ŷ), g)  +  λ_TV TV(x(h))  +  λ_n (||z||²/d - 1)²  [latent stage only]
+
+with Adam, a linear warm-up and cosine decay of the step size, and after every step a projection: the latent
+back onto its sphere ||z|| = √d (where Gaussian latents live), later stages onto the l1 ball
+||h - h_0||_1 ≤ r around the features the stage started from. The best h by the pure matching loss is kept.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..data import normalize
+from ..gan.generator import Generator, to_unit
+from ..runtime import progress
+from .core import GradientTarget, model_gradients, total_variation
+from .l1ball import project_l1_ball
+
+__all__ = ["StageResult", "optimise_stage", "render", "matching_loss", "sphere"]
+
+
+@dataclass
+class StageResult:
+    """The best features found at one stage, their matching loss and the image they give (in [0, 1])."""
+
+    stage: int
+    features: torch.Tensor
+    loss: float
+    images: torch.Tensor
+    curve: list[float]
+
+
+def sphere(z: torch.Tensor) -> torch.Tensor:
+    """Rescale each latent to norm √d."""
+    return z * math.sqrt(z.shape[1]) / z.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def render(G: Generator, k: int, h: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+    """The image in [0, 1] that stage-k features ``h`` give."""
+    return to_unit(G.forward_from(k, h, code))
+
+
+def matching_loss(model, target: GradientTarget, images01: torch.Tensor, labels: torch.Tensor,
+                  create_graph: bool = True) -> torch.Tensor:
+    """Cosine gradient distance of images in [0, 1] (normalised for the FL model) to the observed update."""
+    grads = model_gradients(model, normalize(images01), labels, create_graph=create_graph, params=target.params)
+    return target.cosine(grads)
+
+
+def _schedule(step: int, total: int, warmup: float) -> float:
+    w = max(1, int(total * warmup))
+    if step < w:
+        return (step + 1) / w
+    return 0.5 * (1 + math.cos(math.pi * (step - w) / max(1, total - w)))
+
+
+def optimise_stage(model, target: GradientTarget, G: Generator, k: int, start: torch.Tensor, code: torch.Tensor,
+                   labels: torch.Tensor, iterations: int, lr: float, radius: float | None = None,
+                   tv_weight: float = 0.0, norm_weight: float = 0.0, warmup: float = 0.1,
+                   on_step=None, desc: str = "") -> StageResult:
+    """Search stage ``k`` from ``start`` (see the module docstring); returns the best features by matching loss.
+
+    ``radius`` is a fraction of the starting features' l1 norm (per sample); ``None`` leaves them unconstrained.
+    ``on_step(step, loss, h)`` is called every step (for snapshots and interrupt-safe tracking).
+    """
+    h0 = start.detach()
+    h = h0.clone().requires_grad_(True)
+    ball = None if (k == 0 or radius is None) else radius * h0.flatten(1).abs().sum(1)
+    opt = torch.optim.Adam([h], lr=lr)
+    best_loss, best_h, curve = math.inf, h0.clone(), []
+    for step in progress(range(iterations), desc=desc or f"stage {k}"):
+        for group in opt.param_groups:
+            group["lr"] = lr * _schedule(step, iterations, warmup)
+        images = render(G, k, h, code)
+        match = matching_loss(model, target, images, labels)
+        loss = match
+        if tv_weight:
+            loss = loss + tv_weight * total_variation(images)
+        if k == 0 and norm_weight:
+            loss = loss + norm_weight * ((h.pow(2).mean(1) - 1) ** 2).mean()
+        (h.grad,) = torch.autograd.grad(loss, [h])
+        value = float(match.detach())
+        curve.append(value)
+        if on_step is not None:
+            on_step(step, value, h)
+        if not math.isfinite(value):
+            break
+        if value < best_loss:
+            best_loss, best_h = value, h.detach().clone()
+        opt.step()
+        with torch.no_grad():
+            if k == 0:
+                h.copy_(sphere(h))
+            elif ball is not None:
+                h.copy_(h0 + project_l1_ball(h - h0, ball))
+    # score the kept features once more, exactly as every other stage is scored
+    with torch.no_grad():
+        images = render(G, k, best_h, code)
+    final = float(matching_loss(model, target, images, labels, create_graph=False).detach()) if math.isfinite(best_loss) else math.inf
+    return StageResult(k, best_h, final, images.detach().clamp(0, 1).cpu(), curve)

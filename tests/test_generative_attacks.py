@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize
+
+from gifd_lite import fl, models, pipeline
+from gifd_lite.attacks.gan_latent import ggl, gias, kl_to_standard_normal
+from gifd_lite.attacks.gifd import gifd
+from gifd_lite.attacks.l1ball import project_l1_ball
+from gifd_lite.config import get_preset
+from gifd_lite.gan import Generator, GeneratorConfig
+
+
+def _brute_force_projection(v: np.ndarray, r: float) -> np.ndarray:
+    """min ||w - v||² s.t. ||w||_1 ≤ r, as a smooth QP in w = p - q with p, q ≥ 0 (SLSQP)."""
+    n = len(v)
+    objective = lambda pq: float(((pq[:n] - pq[n:] - v) ** 2).sum())  # noqa: E731
+    constraint = {"type": "ineq", "fun": lambda pq: r - pq.sum()}
+    start = np.concatenate([np.clip(v, 0, None), np.clip(-v, 0, None)]) * 0.5
+    res = minimize(objective, start, bounds=[(0, None)] * (2 * n), constraints=[constraint], method="SLSQP",
+                   options={"ftol": 1e-12, "maxiter": 500})
+    return res.x[:n] - res.x[n:]
+
+
+def test_l1_projection_inside_unchanged_and_on_the_ball():
+    v = torch.randn(6, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    norms = v.flatten(1).abs().sum(1)
+    radius = norms * torch.tensor([2.0, 1.0, 0.5, 0.1, 0.01, 3.0])
+    w = project_l1_ball(v, radius)
+    assert torch.equal(w[0], v[0]) and torch.equal(w[5], v[5]) and torch.allclose(w[1], v[1])
+    assert torch.allclose(w.flatten(1).abs().sum(1)[2:5], radius[2:5], rtol=1e-4)
+    assert torch.all(w.sign() * v.sign() >= 0)       # never flips a sign
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_l1_projection_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=(3, 5))
+    radii = np.array([0.3, 1.0, 2.5])
+    ours = project_l1_ball(torch.tensor(v), torch.tensor(radii)).numpy()
+    for i in range(3):
+        assert np.allclose(ours[i], _brute_force_projection(v[i], radii[i]), atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def setting():
+    torch.manual_seed(0)
+    G = Generator(GeneratorConfig(width=8, z_dim=32)).eval()
+    for p in G.parameters():
+        p.requires_grad_(False)
+    model = models.build_model("convnet", seed=0).eval()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([1, 5])
+    update = pipeline.observe(model, x, y, fl.ThreatModel("convnet", batch_size=2))
+    return G, model, x, y, update
+
+
+def test_gifd_keeps_the_lowest_loss_over_stages_and_restarts(setting):
+    G, model, x, y, update = setting
+    config = get_preset("smoke").gifd
+    rec = gifd(model, update.tensors, y, update.threat_model, G, config, seed=3)
+    stages = rec.history.extra["stages"]
+    assert [s["stage"] for s in stages] == ["latent", "4x4", "8x8", "16x16"]
+    assert all(len(s["losses"]) == config.restarts for s in stages)
+    best = min(stages, key=lambda s: s["best_loss"])
+    assert rec.history.extra["best_layer"] == best["stage"]
+    assert rec.gradient_loss == best["best_loss"]
+    assert torch.equal(rec.images, best["images"])
+    assert rec.images.shape == x.shape and rec.iterations == config.total_iterations
+
+
+def test_gifd_features_stay_in_the_ball(setting):
+    """With radius 0 every deeper stage must reproduce the latent stage's image exactly."""
+    G, model, x, y, update = setting
+    config = get_preset("smoke").gifd
+    from dataclasses import replace
+
+    frozen = replace(config, radius=(None, 0.0, 0.0, 0.0))
+    rec = gifd(model, update.tensors, y, update.threat_model, G, frozen, seed=3)
+    stages = rec.history.extra["stages"]
+    for s in stages[1:]:
+        assert torch.allclose(s["images"], stages[0]["images"], atol=1e-5)
+
+
+def test_ggl_and_gias_shapes(setting):
+    G, model, x, y, update = setting
+    preset = get_preset("smoke")
+    for rec in (ggl(model, update.tensors, y, update.threat_model, G, preset.ggl),
+                ggl(model, update.tensors, y, update.threat_model, G, preset.ggl, optimizer="adam"),
+                gias(model, update.tensors, y, update.threat_model, G, preset.gias)):
+        assert rec.images.shape == x.shape and 0 <= rec.images.min() and rec.images.max() <= 1
+        assert np.isfinite(rec.gradient_loss)
+
+
+def test_kl_is_zero_for_standard_normal_moments():
+    z = torch.randn(4, 100000, generator=torch.Generator().manual_seed(0))
+    assert float(kl_to_standard_normal(z)) < 1e-3
+    assert float(kl_to_standard_normal(3 * z)) > 1
