@@ -13,6 +13,8 @@ from torch import nn
 
 from . import __version__
 from .attacks import Reconstruction, dlg, inverting_gradients
+from .attacks.gan_latent import ggl, gias
+from .attacks.gifd import gifd
 from .config import Preset
 from .data import normalize
 from .errors import GifdError
@@ -20,10 +22,10 @@ from .fl import ClientUpdate, ThreatModel, client_update
 from .labels import infer_labels, label_accuracy
 from .metrics import evaluate
 
-__all__ = ["METHODS", "AVAILABLE_METHODS", "observe", "run_attack", "score"]
+__all__ = ["METHODS", "GENERATIVE_METHODS", "observe", "run_attack", "score"]
 
 METHODS = ("dlg", "idlg", "ig", "ggl", "gias", "gifd")
-AVAILABLE_METHODS = ("dlg", "idlg", "ig")
+GENERATIVE_METHODS = ("ggl", "gias", "gifd")
 
 
 def observe(model: nn.Module, images01: torch.Tensor, labels: torch.Tensor, threat_model: ThreatModel,
@@ -44,13 +46,17 @@ def _num_classes(model: nn.Module) -> int:
 
 
 def run_attack(method: str, model: nn.Module, update: ClientUpdate, preset: Preset, batch_size: int,
-               seed: int = 0, labels: torch.Tensor | None = None) -> Reconstruction:
-    """Run one attack on an observed update. Labels are inferred from the update unless given."""
+               seed: int = 0, labels: torch.Tensor | None = None, generator=None,
+               class_code: torch.Tensor | None = None) -> Reconstruction:
+    """Run one attack on an observed update. Labels are inferred from the update unless given.
+
+    GGL, GIAS and GIFD need ``generator`` (a loaded prior, :func:`gifd_lite.gan.load_generator`); it is
+    conditioned on ``class_code`` when given, else on the FL labels.
+    """
     if method not in METHODS:
         raise GifdError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
-    if method not in AVAILABLE_METHODS:
-        raise GifdError(f"method {method!r} needs the GAN prior, which this version does not ship yet; "
-                        f"available: {', '.join(AVAILABLE_METHODS)}")
+    if method in GENERATIVE_METHODS and generator is None:
+        raise GifdError(f"method {method!r} needs a GAN prior (load one with gifd_lite.gan.load_generator)")
     tm = update.threat_model
     device = next(model.parameters()).device
     if method == "dlg":
@@ -67,7 +73,27 @@ def run_attack(method: str, model: nn.Module, update: ClientUpdate, preset: Pres
     if method in ("dlg", "idlg"):
         return dlg(model, update.tensors, tm, preset.dlg, labels=labels, batch_size=batch_size,
                    num_classes=_num_classes(model), seed=seed)
-    return inverting_gradients(model, update.tensors, labels, tm, preset.ig, seed=seed)
+    if method == "ig":
+        return inverting_gradients(model, update.tensors, labels, tm, preset.ig, seed=seed)
+    if method == "ggl":
+        return ggl(model, update.tensors, labels, tm, generator, preset.ggl, class_code=class_code, seed=seed)
+    if method == "gias":
+        return gias(model, update.tensors, labels, tm, generator, preset.gias, class_code=class_code, seed=seed)
+    return gifd(model, update.tensors, labels, tm, generator, preset.gifd, class_code=class_code, seed=seed)
+
+
+def _stage_scores(reconstruction: Reconstruction, truth01: torch.Tensor) -> dict:
+    """GIFD only: the stage it chose and, per stage, the best gradient loss and the PSNR it would give."""
+    extra = reconstruction.history.extra
+    if "best_layer" not in extra:
+        return {}
+    stages = []
+    for st in extra["stages"]:
+        row = {"stage": st["stage"], "gradient_loss": st["best_loss"]}
+        if st["images"] is not None:
+            row["psnr"] = evaluate(st["images"], truth01, with_lpips=False)["psnr"]
+        stages.append(row)
+    return {"best_layer": extra["best_layer"], "stages": stages}
 
 
 def score(reconstruction: Reconstruction, truth01: torch.Tensor, true_labels: torch.Tensor,
@@ -88,6 +114,7 @@ def score(reconstruction: Reconstruction, truth01: torch.Tensor, true_labels: to
         "restarts": len(reconstruction.history.restart_losses),
         "best_restart": reconstruction.history.best_restart,
         "interrupted": reconstruction.history.interrupted,
+        **_stage_scores(reconstruction, truth01),
         "per_image": m["per_image"],
         "order": m["order"],
         "threat_model": reconstruction.threat_model.as_dict(),

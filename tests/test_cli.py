@@ -18,7 +18,9 @@ def _run(*args, cwd=None):
     ["attack", "--method", "ig", "--image", "{bad}", "--label", "1"],
     ["attack", "--method", "ig", "--index", "10000"],
     ["attack", "--method", "ig", "--index", "0", "--preset", "huge"],
-    ["attack", "--method", "gifd", "--index", "0"],
+    ["attack", "--method", "gifd", "--index", "0", "--prior", "no-such-prior"],
+    ["attack", "--method", "gifd", "--index", "0", "--prior", "{bad}"],
+    ["attack", "--method", "ig", "--index", "0", "--device", "tpu"],
     ["attack", "--method", "ig", "--image", "{img}", "{img}", "--label", "1"],
 ])
 def test_bad_input_is_one_line_without_traceback(args, tmp_path):

@@ -10,6 +10,7 @@ EXPECTED = {
     "00_setup_and_tour": ["dependencies_ok", "dependencies_total", "n_test_images", "data_source"],
     "01_gradient_leakage": ["idlg_label_accuracy", "dlg_psnr_mean", "idlg_psnr_mean", "failure_convnet_idlg_psnr"],
     "02_inverting_gradients": ["ig_psnr_mean", "ablation", "restart_chosen_psnr", "batch_psnr", "trained_psnr"],
+    "03_gan_prior": ["fidelity", "fidelity_per_class", "diversity", "headroom_latent_psnr", "headroom_stage2_psnr"],
 }
 
 
@@ -41,3 +42,6 @@ def test_notebook_runs_in_smoke_preset(path, tmp_path):
         assert written["idlg_label_accuracy"] == 1.0
     if path.stem == "02_inverting_gradients":
         assert written["batch_label_accuracy"] >= 0.75
+    if path.stem == "03_gan_prior":
+        assert written["diversity"]["generated"] > written["diversity"]["collapsed"] == 0.0
+        assert written["headroom_stage2_psnr"] >= written["headroom_latent_psnr"] - 0.5
