@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-resume", action="store_true")
     g.add_argument("--device", default="auto")
 
+    s = sub.add_parser("standing-stats", help="recompute a generator checkpoint's batch-norm statistics in place "
+                                              "(the last step of train-gan; for checkpoints made before it was)")
+    s.add_argument("checkpoint")
+    s.add_argument("--register", help="update this data/MANIFEST entry's sha256")
+
     t = sub.add_parser("train-classifier", help="train a CIFAR-10 task model (fidelity judge, trained global model)")
     t.add_argument("--model", default="convnet", choices=MODEL_NAMES)
     t.add_argument("--steps", type=int, required=True)
@@ -272,6 +277,26 @@ def cmd_train_gan(args) -> dict:
     return result
 
 
+def cmd_standing_stats(args) -> dict:
+    from .gan import load_generator
+    from .gan.checkpoint import load_payload, read_manifest, register, save_payload
+    from .gan.train import standing_statistics
+
+    payload = load_payload(args.checkpoint)
+    G = load_generator(args.checkpoint)
+    standing_statistics(G)
+    payload["state_dict"] = {k: v.detach().cpu() for k, v in G.state_dict().items()}
+    payload["standing_statistics"] = True
+    save_payload(payload, args.checkpoint)
+    result = {"checkpoint": args.checkpoint}
+    if args.register:
+        entry = read_manifest()[args.register]
+        entry = {k: v for k, v in entry.items() if k not in ("file", "sha256")}
+        entry["post_processing"] = _command_line() + "  (train-gan now ends with this same step)"
+        result["manifest"] = register(args.register, Path(args.checkpoint), entry)
+    return result
+
+
 def cmd_train_classifier(args) -> dict:
     import time
 
@@ -316,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in PLANNED:
             raise GifdError(f"'{args.command}' is not in this version yet (it comes with {PLANNED[args.command]})")
         result = {"attack": cmd_attack, "info": cmd_info, "fetch": cmd_fetch, "course": cmd_course,
-                  "train-gan": cmd_train_gan, "train-classifier": cmd_train_classifier}[args.command](args)
+                  "train-gan": cmd_train_gan, "train-classifier": cmd_train_classifier,
+                  "standing-stats": cmd_standing_stats}[args.command](args)
     except GifdError as exc:
         print(f"gifd_lite: error: {exc}", file=sys.stderr)
         return 2

@@ -4,7 +4,9 @@
     L_G = -E[D(G(z, y), y)]
 
 The exponential moving average G_ema ← α G_ema + (1 - α) G (α = 0.999) is what ships: it gives smoother,
-better samples than the raw generator. Training can run on a subset of the classes (the out-of-distribution
+better samples than the raw generator. Its batch-norm statistics are then recomputed for its own weights
+("standing statistics", as in BigGAN): the running means and variances collected while training belong to
+the raw generator, not to the averaged one. Training can run on a subset of the classes (the out-of-distribution
 chapter needs a prior that never saw some classes); the subset's labels are renumbered 0..K-1 in the order
 given. Every ``checkpoint_every`` steps the full state is saved next to the output, so a stopped run resumes.
 """
@@ -27,7 +29,7 @@ from .checkpoint import save_payload
 from .discriminator import Discriminator
 from .generator import Generator, GeneratorConfig, to_unit
 
-__all__ = ["GANTrainingConfig", "train_gan", "subset_classes"]
+__all__ = ["GANTrainingConfig", "train_gan", "subset_classes", "standing_statistics"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,26 @@ def subset_classes(dataset: ImageSet, class_names: list[str] | None) -> ImageSet
     remap = {o: n for n, o in enumerate(old)}
     labels = np.array([remap[int(v)] for v in dataset.labels[keep]], dtype=np.int64)
     return ImageSet(dataset.images[keep], labels, tuple(class_names), dataset.source + f" (classes {class_names})")
+
+
+@torch.no_grad()
+def standing_statistics(G: Generator, batches: int = 200, batch_size: int = 64, seed: int = 123) -> Generator:
+    """Recompute every batch norm's running mean and variance as the average over ``batches`` random batches
+    of G's own samples (z ~ N(0, I), uniform classes); G is returned in eval mode."""
+    gen = torch.Generator().manual_seed(seed)
+    device = next(G.parameters()).device
+    norms = [m for m in G.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None            # cumulative average over all batches
+    G.train()
+    for _ in range(batches):
+        z = torch.randn((batch_size, G.config.z_dim), generator=gen).to(device)
+        y = torch.randint(0, G.config.num_classes, (batch_size,), generator=gen).to(device)
+        G(z, y)
+    for m in norms:
+        m.momentum = 0.1
+    return G.eval()
 
 
 def _real_batch(dataset: ImageSet, gen: torch.Generator, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,6 +158,7 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
                         "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "gen": gen.get_state(),
                         "torch_rng": torch.get_rng_state(), "step": done,
                         "elapsed": time.perf_counter() - t0}, state_path)
+    standing_statistics(G_ema)
     payload = {"kind": "generator", "config": g_config.as_dict(), "classes": list(dataset.classes),
                "steps": config.steps, "seed": config.seed, "wall_seconds": round(time.perf_counter() - t0, 1),
                "state_dict": {k: v.detach().cpu() for k, v in G_ema.state_dict().items()}}
