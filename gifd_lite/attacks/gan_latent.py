@@ -31,7 +31,7 @@ from ..fl import ThreatModel
 from ..gan.generator import Generator, to_unit
 from ..runtime import progress
 from .core import GradientTarget, History, Reconstruction, model_gradients, total_variation
-from .generative import matching_loss, optimise_stage, sphere
+from .generative import matching_loss, optimise_stage, prepare, sphere
 
 __all__ = ["ggl", "gias", "kl_to_standard_normal"]
 
@@ -56,9 +56,7 @@ def ggl(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thre
     import cma
 
     device = next(model.parameters()).device
-    target = GradientTarget(model, update)
-    labels = labels.to(device)
-    code = (labels if class_code is None else class_code).to(device)
+    target, labels, code = prepare(model, update, labels, class_code)
     batch, d = len(labels), G.config.z_dim
     history = History()
     best = {"loss": math.inf, "z": None}
@@ -117,9 +115,7 @@ def gias(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
          G: Generator, config: GIASConfig, class_code: torch.Tensor | None = None, seed: int = 0) -> Reconstruction:
     """GIAS: the best of R latent searches, then per-image fine-tuning of generator copies with z fixed."""
     device = next(model.parameters()).device
-    target = GradientTarget(model, update)
-    labels = labels.to(device)
-    code = (labels if class_code is None else class_code).to(device)
+    target, labels, code = prepare(model, update, labels, class_code)
     batch = len(labels)
     history = History()
     t0 = time.perf_counter()

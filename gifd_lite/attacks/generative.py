@@ -23,7 +23,7 @@ from ..runtime import progress
 from .core import GradientTarget, model_gradients, total_variation
 from .l1ball import project_l1_ball
 
-__all__ = ["StageResult", "optimise_stage", "render", "matching_loss", "sphere"]
+__all__ = ["StageResult", "optimise_stage", "render", "matching_loss", "sphere", "prepare"]
 
 
 @dataclass
@@ -35,6 +35,15 @@ class StageResult:
     loss: float
     images: torch.Tensor
     curve: list[float]
+
+
+def prepare(model, update: list[torch.Tensor], labels: torch.Tensor, class_code: torch.Tensor | None):
+    """The common set-up of a GAN-prior attack: the checked target, labels on the model's device, and the
+    class code that conditions G (the FL labels themselves unless a mapping gives another)."""
+    device = next(model.parameters()).device
+    labels = labels.to(device)
+    code = (labels if class_code is None else class_code).to(device)
+    return GradientTarget(model, update), labels, code
 
 
 def sphere(z: torch.Tensor) -> torch.Tensor:

@@ -26,8 +26,8 @@ from ..config import GIFDConfig
 from ..errors import GifdError
 from ..fl import ThreatModel
 from ..gan.generator import Generator
-from .core import GradientTarget, History, Reconstruction, snapshot_steps
-from .generative import optimise_stage, render, sphere
+from .core import History, Reconstruction, snapshot_steps
+from .generative import optimise_stage, prepare, render, sphere
 
 __all__ = ["gifd"]
 
@@ -47,9 +47,7 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
     if config.stages[-1] >= len(G.STAGES):
         raise GifdError(f"the generator has stages 0..{len(G.STAGES) - 1}")
     device = next(model.parameters()).device
-    target = GradientTarget(model, update)
-    labels = labels.to(device)
-    code = (labels if class_code is None else class_code).to(device)
+    target, labels, code = prepare(model, update, labels, class_code)
     batch = len(labels)
 
     history = History()
