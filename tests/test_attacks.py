@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gifd_lite import data, fl, metrics, models, pipeline
-from gifd_lite.attacks import core, dlg, inverting_gradients
+from gifd_lite.attacks import core, inverting_gradients
 from gifd_lite.errors import GifdError
 
 
