@@ -60,8 +60,8 @@ def test_gifd_keeps_the_lowest_loss_over_stages_and_restarts(setting):
     config = get_preset("smoke").gifd
     rec = gifd(model, update.tensors, y, update.threat_model, G, config, seed=3)
     stages = rec.history.extra["stages"]
-    assert [s["stage"] for s in stages] == ["latent", "4x4", "8x8", "16x16"]
-    assert all(len(s["losses"]) == config.restarts for s in stages)
+    assert [s["stage"] for s in stages] == [G.STAGES[k] for k in config.stages]
+    assert all(len(s["losses"]) == len(s["restart_images"]) == config.restarts for s in stages)
     best = min(stages, key=lambda s: s["best_loss"])
     assert rec.history.extra["best_layer"] == best["stage"]
     assert rec.gradient_loss == best["best_loss"]
@@ -75,7 +75,7 @@ def test_gifd_features_stay_in_the_ball(setting):
     config = get_preset("smoke").gifd
     from dataclasses import replace
 
-    frozen = replace(config, radius=(None, 0.0, 0.0, 0.0))
+    frozen = replace(config, radius=(None,) + (0.0,) * (len(config.stages) - 1))
     rec = gifd(model, update.tensors, y, update.threat_model, G, frozen, seed=3)
     stages = rec.history.extra["stages"]
     for s in stages[1:]:
@@ -90,6 +90,34 @@ def test_ggl_and_gias_shapes(setting):
                 gias(model, update.tensors, y, update.threat_model, G, preset.gias)):
         assert rec.images.shape == x.shape and 0 <= rec.images.min() and rec.images.max() <= 1
         assert np.isfinite(rec.gradient_loss)
+
+
+def test_ggl_never_exceeds_its_budget(setting):
+    G, model, x, y, update = setting
+    from dataclasses import replace
+
+    for budget in (5, 40, 41):
+        rec = ggl(model, update.tensors, y, update.threat_model, G, replace(get_preset("smoke").ggl, evaluations=budget))
+        popsize = len(rec.history.loss) and rec.iterations // len(rec.history.loss)
+        assert rec.iterations <= max(budget, popsize) and rec.iterations > budget - popsize
+
+
+def test_search_stage_again_starts_where_the_run_left_off(setting):
+    """Radius 0 at the next stage reproduces the earlier stage's best image; a free search matches better."""
+    from dataclasses import replace
+
+    from gifd_lite.attacks.gifd import search_stage_again
+
+    G, model, x, y, update = setting
+    config = get_preset("smoke").gifd
+    first = gifd(model, update.tensors, y, update.threat_model, G,
+                 replace(config, stages=(0, 1), iterations=(6, 6), lr=(0.1, 0.1), radius=(None, 0.3)), seed=1)
+    frozen = search_stage_again(model, update.tensors, y, G, first, 2, 4, 0.1, radius=0.0)
+    assert torch.allclose(frozen.images, first.history.extra["stages"][-1]["images"], atol=1e-5)
+    free = search_stage_again(model, update.tensors, y, G, first, 2, 8, 0.1, radius=None)
+    assert free.loss <= frozen.loss + 1e-6
+    with pytest.raises(Exception, match="no stage before"):
+        search_stage_again(model, update.tensors, y, G, first, 0, 4, 0.1, radius=None)
 
 
 def test_kl_is_zero_for_standard_normal_moments():

@@ -70,7 +70,8 @@ def ggl(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thre
                 options["popsize"] = config.popsize
             es = cma.CMAEvolutionStrategy(z0, config.sigma, options)
             bar = progress(total=config.evaluations, desc="GGL (CMA-ES)")
-            while not es.stop() and evaluations < config.evaluations:
+            # whole generations only, never past the budget (at least one generation)
+            while not es.stop() and (evaluations == 0 or evaluations + es.popsize <= config.evaluations):
                 candidates = es.ask()
                 losses = []
                 for c in candidates:

@@ -11,7 +11,8 @@ which rarely contains the client's exact image. GIFD moves *into* the generator,
    the image of the (stage, restart) with the lowest loss — the attacker never sees the ground truth, and a
    deeper stage that matches worse (or overfits noise into the image) is simply not chosen.
 
-``best_layer`` names the stage chosen; ``history.extra["stages"]`` holds every stage's loss and images.
+``best_layer`` names the stage chosen; ``history.extra["stages"]`` holds, per stage, every restart's loss and
+image (``losses``, ``restart_images``) and the best of them (``best_loss``, ``images``, ``features``).
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
     batch = len(labels)
 
     history = History()
-    per_stage = [{"stage": G.STAGES[k], "losses": [], "best_loss": math.inf, "images": None} for k in config.stages]
+    per_stage = [{"stage": G.STAGES[k], "k": k, "losses": [], "restart_images": [], "best_loss": math.inf,
+                  "images": None, "features": None} for k in config.stages]
     best = {"loss": math.inf, "images": None, "stage": None, "restart": None}
     iterations = 0
     snap_at = snapshot_steps(sum(config.iterations), config.snapshots)
@@ -79,8 +81,9 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
                 offset += config.iterations[i]
                 stage = per_stage[i]
                 stage["losses"].append(result.loss)
+                stage["restart_images"].append(result.images)
                 if result.loss < stage["best_loss"]:
-                    stage.update(best_loss=result.loss, images=result.images)
+                    stage.update(best_loss=result.loss, images=result.images, features=result.features.cpu())
                 if result.loss < best["loss"]:
                     best.update(loss=result.loss, images=result.images, stage=G.STAGES[k], restart=restart)
                     history.loss = curve
@@ -95,3 +98,23 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
     history.extra["best_layer"] = best["stage"]
     return Reconstruction(best["images"], labels.cpu(), history, threat_model, "gifd", iterations,
                           time.perf_counter() - t0, best["loss"])
+
+
+def search_stage_again(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, G: Generator,
+                       previous: Reconstruction, k: int, iterations: int, lr: float, radius: float | None,
+                       tv_weight: float = 1e-4, class_code: torch.Tensor | None = None):
+    """Notebook 06's ablation: search stage ``k`` again from where a GIFD run's earlier stage left off.
+
+    Starts from the best features of the last stage of ``previous`` that lies before ``k`` and advances them to
+    stage ``k``; returns that stage's :class:`~gifd_lite.attacks.generative.StageResult` (best features by
+    gradient loss, image, curve). Only the radius (``None`` = unconstrained) differs between calls.
+    """
+    stages = [st for st in previous.history.extra["stages"] if st["k"] < k and st["features"] is not None]
+    if not stages:
+        raise GifdError(f"the previous GIFD run has no stage before stage {k}")
+    device = next(model.parameters()).device
+    target, labels, code = prepare(model, update, labels, class_code)
+    before = stages[-1]
+    start = G.advance(before["k"], before["features"].to(device), code, k).detach()
+    return optimise_stage(model, target, G, k, start, code, labels, iterations, lr, radius=radius,
+                          tv_weight=tv_weight, desc=f"stage {G.STAGES[k]}, radius {radius}")
