@@ -99,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--register", help="add the result to data/MANIFEST under this name")
     t.add_argument("--device", default="auto")
 
+    b = sub.add_parser("bench", help="seconds per iteration of each attack next to a plain gradient-matching loop")
+    b.add_argument("--model", default="resnet18", choices=MODEL_NAMES)
+    b.add_argument("--iterations", type=int, default=40)
+    b.add_argument("--batch-size", type=int, default=1)
+    b.add_argument("--methods", nargs="*", default=["ig", "gifd", "gias", "ggl"], choices=list(METHODS))
+    b.add_argument("--device", default="auto")
+
     for name in PLANNED:
         sub.add_parser(name, help=f"not in this version (comes with {PLANNED[name]})").add_argument("rest", nargs="*")
     return parser
@@ -329,6 +336,16 @@ def cmd_train_classifier(args) -> dict:
     return result
 
 
+def cmd_bench(args) -> dict:
+    from .bench import bench
+    from .runtime import resolve_device, set_threads
+
+    set_threads()
+    if args.iterations < 4 or not 1 <= args.batch_size <= 10:
+        raise GifdError("--iterations must be at least 4 and --batch-size between 1 and 10")
+    return bench(args.model, args.iterations, args.batch_size, device=resolve_device(args.device), methods=args.methods)
+
+
 def cmd_course(args) -> dict:
     from .course import run_course
 
@@ -342,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             raise GifdError(f"'{args.command}' is not in this version yet (it comes with {PLANNED[args.command]})")
         result = {"attack": cmd_attack, "info": cmd_info, "fetch": cmd_fetch, "course": cmd_course,
                   "train-gan": cmd_train_gan, "train-classifier": cmd_train_classifier,
-                  "standing-stats": cmd_standing_stats}[args.command](args)
+                  "standing-stats": cmd_standing_stats, "bench": cmd_bench}[args.command](args)
     except GifdError as exc:
         print(f"gifd_lite: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,160 @@
+"""One experiment run described by plain data, and sweeps of them written to a JSON-lines file (notebooks 04–09).
+
+A :class:`RunSpec` names everything that decides a result (attack, model, victim images, preset and its
+overrides, FL setting, defense, prior, seed); :func:`run_spec` turns it into one record of metrics;
+:func:`sweep` runs many, appending each record to a results file the moment it is done, so an interrupted
+sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from . import __version__
+
+__all__ = ["RunSpec", "Context", "run_spec", "apply_overrides", "sweep", "read_records"]
+
+
+@dataclass
+class RunSpec:
+    """One attack on one victim batch. ``overrides`` = {"gifd": {"radius": [...]}, ...} changes the preset."""
+
+    method: str
+    index: int = 5
+    model: str = "resnet18"
+    batch_size: int = 1
+    preset: str = "laptop"
+    seed: int = 0
+    trained_model: bool = False
+    bn_mode: str = "eval"
+    defense: str = "none"
+    defense_param: float | None = None
+    adaptive: bool = False
+    fedavg_steps: int = 0
+    fedavg_lr: float = 0.1
+    prior: str = "cifar10"
+    labels_known: bool = False
+    overrides: dict = field(default_factory=dict)
+    tag: str = ""                 # free text naming the table cell, e.g. "radius=0.3"
+
+    def key(self) -> str:
+        """A stable identity: the same spec gives the same key (used to resume a sweep)."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+class Context:
+    """Loads each dataset split, prior and trained model once, for every run of a sweep (or a worker)."""
+
+    def __init__(self, device=None):
+        from .runtime import resolve_device
+
+        self.device = device if isinstance(device, torch.device) else resolve_device(device or "auto")
+        self._cache: dict = {}
+
+    def get(self, key, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def dataset(self, split: str = "test"):
+        from .data import load_cifar10
+
+        return self.get(("data", split), lambda: load_cifar10(split))
+
+    def generator(self, name: str):
+        from .gan import load_generator
+
+        return self.get(("prior", name), lambda: load_generator(name, device=self.device))
+
+    def model(self, name: str, trained: bool, seed: int = 0):
+        from .gan import load_classifier
+        from .models import build_model
+
+        if trained:
+            if name != "convnet":
+                from .errors import GifdError
+
+                raise GifdError("the shipped trained model is the convnet classifier")
+            return self.get(("classifier",), lambda: load_classifier("classifier", device=self.device))
+        return build_model(name, num_classes=10, seed=seed).to(self.device)
+
+
+def apply_overrides(preset, overrides: dict):
+    """The preset with per-attack fields replaced, lists turned into tuples (JSON gives lists)."""
+    changes = {}
+    for attack, fields in (overrides or {}).items():
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+        changes[attack] = replace(getattr(preset, attack), **values)
+    return preset.override(**changes) if changes else preset
+
+
+def run_spec(spec: RunSpec, context: Context | None = None, with_lpips: bool = True) -> dict:
+    """Run one spec and return its record: the spec, the scored metrics, time and versions."""
+    from . import data, pipeline
+    from .config import get_preset
+    from .fl import DEFAULT_DEFENSE_PARAM, ThreatModel
+    from .runtime import seed_everything
+
+    context = context or Context()
+    seed_everything(spec.seed)
+    preset = apply_overrides(get_preset(spec.preset), spec.overrides)
+    ds = context.dataset("test")
+    x, y, indices = data.victim_batch(ds, spec.index, spec.batch_size)
+    model = context.model(spec.model, spec.trained_model)
+    param = spec.defense_param if spec.defense_param is not None else DEFAULT_DEFENSE_PARAM.get(spec.defense, 0.0)
+    tm = ThreatModel(model=spec.model, trained_model=spec.trained_model, bn_mode=spec.bn_mode, batch_size=len(y),
+                     update="fedavg" if spec.fedavg_steps else "fedsgd", fedavg_steps=max(1, spec.fedavg_steps),
+                     fedavg_lr=spec.fedavg_lr if spec.fedavg_steps else 0.0, defense=spec.defense, defense_param=param)
+    generator = context.generator(spec.prior) if spec.method in pipeline.GENERATIVE_METHODS else None
+    t0 = time.perf_counter()
+    update = pipeline.observe(model, x, y, tm, seed=spec.seed)
+    rec = pipeline.run_attack(spec.method, model, update, preset, len(y), seed=spec.seed,
+                              labels=y if spec.labels_known else None, generator=generator)
+    record = pipeline.score(rec, x, y, with_lpips=with_lpips)
+    record.update(spec=asdict(spec), key=spec.key(), indices=indices, wall_seconds=round(time.perf_counter() - t0, 2),
+                  version=__version__, torch=torch.__version__)
+    return record
+
+
+def read_records(path: str | Path) -> list[dict]:
+    """Every complete record in a results file (a half-written last line, from a killed run, is skipped)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def sweep(specs: list[RunSpec], out: str | Path, context: Context | None = None, keep_images: bool = False,
+          on_record=None) -> list[dict]:
+    """Run every spec not already in ``out`` (JSON lines), appending each record as soon as it is done."""
+    from .runtime import progress
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = {r["key"]: r for r in read_records(out)}
+    todo = [s for s in specs if s.key() not in done]
+    context = context or Context()
+    if out.exists() and out.stat().st_size and not out.read_bytes().endswith(b"\n"):
+        with out.open("a") as fh:                  # end a line cut short by a killed run
+            fh.write("\n")
+    for spec in progress(todo, desc=f"sweep ({len(done)} done)"):
+        record = run_spec(spec, context)
+        if not keep_images:
+            record.pop("images", None)
+        with out.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        done[spec.key()] = record
+        if on_record is not None:
+            on_record(record)
+    return [done[s.key()] for s in specs]

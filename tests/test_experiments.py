@@ -1,0 +1,48 @@
+"""Run specs, resumable sweeps and the bench command."""
+
+import json
+
+import pytest
+
+from gifd_lite import experiments
+from gifd_lite.bench import bench
+from gifd_lite.config import get_preset
+from gifd_lite.experiments import RunSpec
+
+
+def test_overrides_replace_preset_fields():
+    p = experiments.apply_overrides(get_preset("smoke"), {"gifd": {"radius": [None, 0.1, 0.1, 0.1], "restarts": 3}})
+    assert p.gifd.radius == (None, 0.1, 0.1, 0.1) and p.gifd.restarts == 3
+    assert p.ig == get_preset("smoke").ig
+    with pytest.raises(TypeError):
+        experiments.apply_overrides(get_preset("smoke"), {"gifd": {"no_such_field": 1}})
+
+
+def test_spec_key_is_stable_and_distinguishes_settings():
+    a, b = RunSpec("ig", index=3), RunSpec("ig", index=3)
+    assert a.key() == b.key()
+    assert RunSpec("ig", index=3, defense="noise").key() != a.key()
+
+
+def test_sweep_appends_records_and_resumes(tmp_path):
+    specs = [RunSpec("ig", index=i, model="convnet", preset="smoke") for i in (0, 1)]
+    out = tmp_path / "runs.jsonl"
+    context = experiments.Context("cpu")
+    first = experiments.sweep(specs[:1], out, context)
+    assert len(first) == 1 and first[0]["spec"]["index"] == 0 and first[0]["psnr"] > 0
+    with out.open("a") as fh:                       # a run killed while writing its line
+        fh.write('{"key": "half')
+    seen = []
+    both = experiments.sweep(specs, out, context, on_record=seen.append)
+    assert [r["spec"]["index"] for r in both] == [0, 1]
+    assert len(seen) == 1 and seen[0]["spec"]["index"] == 1          # index 0 was not run again
+    assert both[0]["psnr"] == first[0]["psnr"]
+    assert len(experiments.read_records(out)) == 2
+    assert all("key" in json.loads(line) for line in out.read_text().splitlines() if line.endswith("}"))
+
+
+def test_bench_reports_ratios_against_the_plain_loop():
+    rows = bench("convnet", iterations=4, methods=("ig", "gifd"), device="cpu")
+    assert rows["plain"] > 0
+    for m in ("ig", "gifd"):
+        assert rows[m] > 0 and rows[f"{m}_ratio"] == pytest.approx(rows[m] / rows["plain"])
