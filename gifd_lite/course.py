@@ -29,6 +29,7 @@ def run_notebook(path: Path, out_root: Path, preset: str = "laptop", seed: int =
 
     # notebooks run with notebooks/ as their working directory: pin a relative GIFD_DATA to where we are
     os.environ["GIFD_DATA"] = str(data_root().resolve())
+    os.environ["GIFD_PRESET"] = preset        # for nbval-style runs; papermill's PRESET wins anyway
     out_dir = Path(out_root) / path.stem
     out_dir.mkdir(parents=True, exist_ok=True)
     params = dict(PRESET=preset, SEED=seed, DEVICE=device, OUTPUT_DIR=str(out_dir.resolve()), INTERACTIVE=False)
