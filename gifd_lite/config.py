@@ -44,12 +44,14 @@ class GIFDConfig:
     ``stages[i]`` is a generator stage (0 = latent z), searched for ``iterations[i]`` Adam steps at
     learning rate ``lr[i]``; the change of stage i's features is kept in an l1 ball of radius
     ``radius[i]`` × (l1 norm of the features the stage started from); ``None`` means unconstrained.
+    Defaults: all five stages of the prior (latent, 4x4, 8x8, 16x16, 32x32), chosen by the tuning sweep in
+    docs/results/gifd_tuning.md (``tools/tune_gifd.py``).
     """
 
-    stages: tuple[int, ...] = (0, 1, 2, 3)
-    iterations: tuple[int, ...] = (150, 150, 150, 150)
-    lr: tuple[float, ...] = (0.1, 0.03, 0.03, 0.03)
-    radius: tuple[float | None, ...] = (None, 0.3, 0.3, 0.3)
+    stages: tuple[int, ...] = (0, 1, 2, 3, 4)
+    iterations: tuple[int, ...] = (120, 120, 120, 120, 120)
+    lr: tuple[float, ...] = (0.1, 0.1, 0.1, 0.1, 0.1)
+    radius: tuple[float | None, ...] = (None, 0.3, 0.3, 0.3, 0.3)
     restarts: int = 2
     tv_weight: float = 1e-4
     norm_weight: float = 1e-4
@@ -107,7 +109,7 @@ PRESETS: dict[str, Preset] = {
         name="smoke",
         dlg=DLGConfig(iterations=8, inner_steps=10, restarts=1, snapshots=3),
         ig=IGConfig(iterations=24, restarts=1, snapshots=3),
-        gifd=GIFDConfig(iterations=(8, 6, 6, 6), restarts=1, snapshots=2),
+        gifd=GIFDConfig(iterations=(8, 6, 6, 6, 6), restarts=1, snapshots=2),
         ggl=GGLConfig(evaluations=40),
         gias=GIASConfig(latent_iterations=10, generator_iterations=10, restarts=1),
         n_images=2,
@@ -118,6 +120,9 @@ PRESETS: dict[str, Preset] = {
         name="laptop",
         dlg=DLGConfig(iterations=300, inner_steps=20, restarts=2),
         ig=IGConfig(iterations=500, restarts=1),
+        # the GAN-prior attacks share one budget of 1200 iterations (GIFD: 5 stages x 120 x 2 restarts)
+        ggl=GGLConfig(evaluations=1200),
+        gias=GIASConfig(latent_iterations=300, generator_iterations=600, restarts=2),
         n_images=4,
         label_trials=50,
     ),
@@ -125,9 +130,9 @@ PRESETS: dict[str, Preset] = {
         name="paper",
         dlg=DLGConfig(iterations=300, inner_steps=20, restarts=4),
         ig=IGConfig(iterations=24_000, restarts=4, tv_weight=1e-2),
-        gifd=GIFDConfig(iterations=(1000, 1000, 1000, 1000), restarts=4),
-        ggl=GGLConfig(evaluations=16_000),
-        gias=GIASConfig(latent_iterations=2000, generator_iterations=2000, restarts=4),
+        gifd=GIFDConfig(iterations=(1000,) * 5, restarts=4),
+        ggl=GGLConfig(evaluations=20_000),      # one budget of 20,000 iterations, as in the laptop preset
+        gias=GIASConfig(latent_iterations=2000, generator_iterations=12_000, restarts=4),
         n_images=10,
         label_trials=200,
         classifier_steps=5000,

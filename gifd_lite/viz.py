@@ -96,3 +96,29 @@ def show_snapshots(snapshots: list[tuple[int, torch.Tensor]], index: int = 0, ti
 def grid(images: torch.Tensor, nrow: int = 8) -> torch.Tensor:
     """A torchvision grid of [0, 1] images as one (3, H, W) tensor."""
     return make_grid(images.detach().cpu().clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
+
+
+def plot_l1_projection(points: torch.Tensor, radius: float = 1.0, ax=None):
+    """Notebook 06: the 2-D l1 ball ||w||_1 ≤ r (a diamond), some points and their Euclidean projections.
+
+    Points inside stay put; points outside land on an edge or, past a corner's cone, exactly on the corner,
+    which is why projecting onto an l1 ball also makes the change sparse.
+    """
+    from .attacks.l1ball import project_l1_ball
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    diamond = torch.tensor([[radius, 0], [0, radius], [-radius, 0], [0, -radius], [radius, 0]])
+    ax.fill(diamond[:, 0], diamond[:, 1], color="tab:blue", alpha=0.15)
+    ax.plot(diamond[:, 0], diamond[:, 1], color="tab:blue")
+    projected = project_l1_ball(points.double(), radius).float()
+    for p, q in zip(points, projected):
+        ax.annotate("", xy=q.tolist(), xytext=p.tolist(), arrowprops={"arrowstyle": "->", "color": "gray"})
+    ax.scatter(points[:, 0], points[:, 1], color="tab:red", s=14, label="v", zorder=3)
+    ax.scatter(projected[:, 0], projected[:, 1], color="tab:blue", s=14, label="P(v)", zorder=3)
+    ax.set_aspect("equal")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.axvline(0, color="k", lw=0.5)
+    ax.legend(fontsize=8)
+    ax.set_title(f"projection onto the l1 ball of radius {radius:g}", fontsize=10)
+    return ax.figure

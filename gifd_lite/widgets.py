@@ -1,10 +1,10 @@
-"""ipywidgets explorers over stored results (no optimisation inside a callback); notebooks 01 and 02."""
+"""ipywidgets explorers over stored results (no optimisation inside a callback); notebooks 01, 02 and 05."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-__all__ = ["snapshot_explorer"]
+__all__ = ["snapshot_explorer", "stage_explorer"]
 
 
 def snapshot_explorer(snapshots_by_name: dict[str, list]):
@@ -34,3 +34,34 @@ def snapshot_explorer(snapshots_by_name: dict[str, list]):
     step.observe(draw, "value")
     draw()
     return W.VBox([W.HBox([run, step]), out])
+
+
+def stage_explorer(stages: list[dict], truth=None):
+    """Notebook 05: sliders over GIFD's stages and restarts (``history.extra["stages"]``), showing each
+    restart's image at that stage with its gradient-matching loss; the truth, if given, for comparison."""
+    import ipywidgets as W
+
+    stage = W.IntSlider(min=0, max=len(stages) - 1, description="stage")
+    restart = W.IntSlider(min=0, max=len(stages[0]["losses"]) - 1, description="restart")
+    out = W.Output()
+
+    def draw(*_):
+        st = stages[stage.value]
+        images = st["restart_images"][restart.value]
+        rows = [images] if truth is None else [truth.cpu(), images]
+        with out:
+            out.clear_output(wait=True)
+            n = len(images)
+            fig, axes = plt.subplots(len(rows), n, figsize=(1.8 * n, 1.9 * len(rows)), squeeze=False)
+            for r, row in enumerate(rows):
+                for ax, img in zip(axes[r], row):
+                    ax.imshow(img.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
+                    ax.axis("off")
+            fig.suptitle(f"stage {st['stage']}, restart {restart.value}: gradient loss "
+                         f"{st['losses'][restart.value]:.4f}", fontsize=9)
+            plt.show()
+
+    stage.observe(draw, "value")
+    restart.observe(draw, "value")
+    draw()
+    return W.VBox([W.HBox([stage, restart]), out])

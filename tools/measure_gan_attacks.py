@@ -1,0 +1,160 @@
+"""Measure issue 4's comparisons of the GAN-prior attacks and write docs/results/gifd_<table>.md.
+
+    GIFD_DATA=../shared/data .venv/bin/python tools/measure_gan_attacks.py --table main [--images 10]
+
+Tables (each run is one record appended to docs/results/runs/gifd_<table>.jsonl, so a killed run resumes):
+  main      IG, GGL, GIAS, GIFD; resnet18 untrained, eval mode, batch 1, inferred labels, laptop preset,
+            test images 5, 1005, ..., one budget for all (GIFD's total iterations; IG's is raised to it)
+  batch4    the same at batch size 4 (distinct labels, matched by assignment)
+  defenses  the same at batch 1 under Gaussian noise σ=0.01 and under top-10% compression
+  l1        the l1-ball radius sweep of GIFD in harder settings (batch 8, trained model, FedAvg, last stage)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gifd_lite.config import get_preset  # noqa: E402
+from gifd_lite.experiments import RunSpec, read_records, sweep  # noqa: E402
+
+METHODS = ("ig", "ggl", "gias", "gifd")
+RADII = (None, 1.0, 0.3, 0.1, 0.03)
+
+
+def budget() -> int:
+    return get_preset("laptop").gifd.total_iterations
+
+
+def equal_budget(method: str) -> dict:
+    """IG gets as many iterations as GIFD uses in all; the laptop preset already gives GGL and GIAS that many."""
+    return {"ig": {"iterations": budget(), "restarts": 1}} if method == "ig" else {}
+
+
+def radius_override(r, stages=None) -> dict:
+    cfg = get_preset("laptop").gifd
+    n = len(stages or cfg.stages)
+    return {"radius": [None] + [r] * (n - 1)}
+
+
+def specs_for(table: str, images: int) -> list[RunSpec]:
+    indices = [5 + 1000 * i for i in range(images)]
+    if table == "main":
+        return [RunSpec(m, index=i, overrides=equal_budget(m), tag=m) for i in indices for m in METHODS]
+    if table == "batch4":
+        return [RunSpec(m, index=i, batch_size=4, overrides=equal_budget(m), tag=m) for i in indices for m in METHODS]
+    if table == "defenses":
+        out = []
+        for defense, param in (("noise", 0.01), ("compression", 0.1)):
+            out += [RunSpec(m, index=i, defense=defense, defense_param=param, overrides=equal_budget(m),
+                            tag=f"{m} {defense}={param}") for i in indices for m in METHODS]
+        return out
+    if table == "l1":
+        settings = {
+            "batch 8": dict(batch_size=8),
+            "trained convnet": dict(model="convnet", trained_model=True),
+            "FedAvg 5 steps": dict(fedavg_steps=5, fedavg_lr=0.1),
+            "noise σ=0.01": dict(defense="noise", defense_param=0.01),
+        }
+        out = []
+        for name, kw in settings.items():
+            for r in RADII:
+                out += [RunSpec("gifd", index=i, overrides={"gifd": radius_override(r)}, tag=f"{name} | radius={r}", **kw)
+                        for i in indices]
+        return out
+    raise SystemExit(f"unknown table {table!r}")
+
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% t confidence interval."""
+    from scipy.stats import t
+
+    n = len(values)
+    m = sum(values) / n
+    if n < 2:
+        return m, float("nan")
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
+    return m, t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+
+
+def summarise(records: list[dict]) -> list[dict]:
+    cells = defaultdict(list)
+    for r in records:
+        cells[r["spec"]["tag"]].append(r)
+    rows = []
+    for tag, rs in cells.items():
+        row = {"cell": tag, "n": len(rs)}
+        for key in ("psnr", "ssim", "lpips", "seconds", "seconds_per_iteration"):
+            vals = [r[key] for r in rs if r.get(key) is not None]
+            row[key] = mean_ci(vals) if vals else None
+        row["iterations"] = rs[0]["iterations"]
+        layers = [r.get("best_layer") for r in rs if r.get("best_layer")]
+        row["best_layers"] = {k: layers.count(k) for k in sorted(set(layers))} if layers else None
+        rows.append(row)
+    return rows
+
+
+def fmt(v, digits=2):
+    if v is None:
+        return "n/a"
+    m, h = v
+    return f"{m:.{digits}f} ± {h:.{digits}f}" if math.isfinite(h) else f"{m:.{digits}f}"
+
+
+def write_markdown(table: str, rows: list[dict], records: list[dict], path: Path, command: str):
+    lines = [f"# GAN-prior attacks: table `{table}`", "", f"Regenerate: `{command}`", "",
+             "Mean ± half-width of the 95% t confidence interval over images; LPIPS is n/a where its AlexNet "
+             "weights could not be downloaded (offline machine).", "",
+             "| cell | n | PSNR (dB) | SSIM | LPIPS | iterations | s / image | s / it | GIFD best layers |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['cell']} | {r['n']} | {fmt(r['psnr'])} | {fmt(r['ssim'], 3)} | {fmt(r['lpips'], 3)} | "
+                     f"{r['iterations']} | {fmt(r['seconds'], 0)} | {fmt(r['seconds_per_iteration'], 3)} | "
+                     f"{r['best_layers'] or ''} |")
+    lines += ["", "Per image (PSNR dB):", "", "| cell | " + " | ".join(str(i) for i in _indices(records)) + " |",
+              "|---|" + "---|" * len(_indices(records))]
+    by = defaultdict(dict)
+    for r in records:
+        by[r["spec"]["tag"]][r["spec"]["index"]] = r["psnr"]
+    for tag, vals in by.items():
+        lines.append(f"| {tag} | " + " | ".join(f"{vals[i]:.1f}" if i in vals else "" for i in _indices(records)) + " |")
+    if records:
+        r0 = records[0]
+        lines += ["", f"gifd_lite {r0['version']}, torch {r0['torch']}, on this project's 2-core CPU (no GPU)."]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _indices(records):
+    return sorted({r["spec"]["index"] for r in records})
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--table", required=True, choices=["main", "batch4", "defenses", "l1"])
+    parser.add_argument("--images", type=int, default=10)
+    parser.add_argument("--out", default=str(ROOT / "docs" / "results"))
+    args = parser.parse_args()
+    out = Path(args.out)
+    runs = out / "runs" / f"gifd_{args.table}.jsonl"
+
+    def show(r):
+        print(f"{r['spec']['tag']:32s} image {r['spec']['index']:5d}  {r['psnr']:6.2f} dB  {r['seconds']:7.1f} s"
+              f"  {r.get('best_layer') or ''}", flush=True)
+
+    specs = specs_for(args.table, args.images)
+    sweep(specs, runs, on_record=show)
+    wanted = {s.key() for s in specs}
+    records = [r for r in read_records(runs) if r["key"] in wanted]
+    command = f"GIFD_DATA=../shared/data .venv/bin/python tools/measure_gan_attacks.py --table {args.table} --images {args.images}"
+    write_markdown(args.table, summarise(records), records, out / f"gifd_{args.table}.md", command)
+    print(f"wrote {out / f'gifd_{args.table}.md'} ({len(records)} runs)")
+
+
+if __name__ == "__main__":
+    main()
