@@ -48,15 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--iters", type=int, help="override the preset's iterations")
     a.add_argument("--restarts", type=int, help="override the preset's restarts")
     a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--defense", default="none", choices=list(DEFENSES) + ["soteria"])
-    a.add_argument("--defense-param", type=float)
+    a.add_argument("--defense", default="none", choices=list(DEFENSES))
+    a.add_argument("--defense-param", type=float, help="noise σ, clipping bound, kept fraction, or Soteria's pruned fraction")
+    a.add_argument("--adaptive", action="store_true", help="the attacker mirrors the known defense on its dummy gradients")
     a.add_argument("--fedavg-steps", type=int, default=0, help="0: FedSGD gradients; T ≥ 1: FedAvg update")
     a.add_argument("--fedavg-lr", type=float, default=0.1)
     a.add_argument("--bn-mode", default="eval", choices=["eval", "train"])
     a.add_argument("--labels-known", action="store_true", help="give the attacker the true labels")
-    a.add_argument("--prior", default="cifar10")
+    a.add_argument("--prior", help="a shipped prior or checkpoint path (default: the scenario's, cifar10 or cifar10-5)")
     a.add_argument("--scenario", default="in-distribution", choices=["in-distribution", "ood-disjoint", "cross-domain"])
-    a.add_argument("--label-mapping", default="none", choices=["none", "gradient", "model", "soft", "oracle"])
+    a.add_argument("--label-mapping", default="none", choices=["none", "gradient", "model", "soft", "oracle"],
+                   help="how the FL label picks the GAN's class (the model probe's judge is the shipped classifier "
+                        "restricted to the FL task's classes, standing in for a trained global model)")
     a.add_argument("--device", default="auto")
     a.add_argument("--out", default="runs/attack", help="folder for metrics.json and reconstruction.png")
 
@@ -122,10 +125,10 @@ def cmd_attack(args) -> dict:
     from .viz import save_comparison
 
     set_threads()
-    if args.defense == "soteria":
-        raise GifdError("the soteria defense is not in this version; use none, noise, clipping or compression")
-    if args.scenario != "in-distribution" or args.label_mapping != "none":
-        raise GifdError("--scenario and --label-mapping are not in this version yet (out-of-distribution chapter)")
+    from .scenarios import get_scenario, task_dataset
+
+    scenario = get_scenario(args.scenario)
+    num_classes = len(scenario.task_classes)
     if (args.image is None) == (args.index is None):
         raise GifdError("give either --index N (a dataset image) or --image PATH --label K")
     if args.index is not None and args.label:
@@ -152,46 +155,68 @@ def cmd_attack(args) -> dict:
         labels = args.label or []
         if len(labels) != len(args.image):
             raise GifdError(f"give one --label per --image ({len(args.image)} images, {len(labels)} labels)")
-        bad = [k for k in labels if not 0 <= k < 10]
+        bad = [k for k in labels if not 0 <= k < num_classes]
         if bad:
-            raise GifdError(f"label {bad[0]} is out of range: CIFAR-10 labels are 0..9")
+            raise GifdError(f"label {bad[0]} is out of range: the {args.scenario} task's labels are 0..{num_classes - 1}")
         x = data.load_images(args.image)
         y = torch.tensor(labels, dtype=torch.long)
         source = {"images": args.image}
     else:
-        ds = data.load_cifar10(args.split)
+        ds = task_dataset(scenario, args.split)
         x, y, indices = data.victim_batch(ds, args.index, args.batch_size)
         source = {"dataset": args.dataset, "split": args.split, "indices": indices, "data_source": ds.source}
     batch_size = len(y)
     device = resolve_device(args.device)
 
-    model = build_model(args.model, num_classes=10, seed=args.model_seed).to(device)
+    model = build_model(args.model, num_classes=num_classes, seed=args.model_seed).to(device)
     tm = ThreatModel(model=args.model, bn_mode=args.bn_mode, batch_size=batch_size,
                      update="fedavg" if args.fedavg_steps > 0 else "fedsgd",
                      fedavg_steps=max(1, args.fedavg_steps), fedavg_lr=args.fedavg_lr if args.fedavg_steps else 0.0,
-                     defense=args.defense, defense_param=args.defense_param if args.defense_param is not None else 0.0)
+                     defense=args.defense, defense_param=args.defense_param if args.defense_param is not None else 0.0,
+                     adaptive=args.adaptive)
     if args.defense != "none" and args.defense_param is None:
         from .fl import DEFAULT_DEFENSE_PARAM
 
         tm.defense_param = DEFAULT_DEFENSE_PARAM[args.defense]
-    generator = None
+    generator, mapping = None, None
+    update = pipeline.observe(model, x, y, tm, seed=args.seed)
     if args.method in pipeline.GENERATIVE_METHODS:
         from .gan import load_generator
 
-        generator = load_generator(args.prior, device=device)
-        if tuple(generator.classes) != data.CIFAR10_CLASSES:
-            raise GifdError(f"prior {args.prior!r} has classes {', '.join(generator.classes)}; in-distribution "
-                            "attacks need all ten CIFAR-10 classes (prior cifar10)")
-    update = pipeline.observe(model, x, y, tm, seed=args.seed)
+        generator = load_generator(args.prior or scenario.prior, device=device)
+        mapping = _label_mapping(args.label_mapping, scenario, generator, model, update, device)
+    elif args.label_mapping != "none":
+        raise GifdError(f"--label-mapping is for the GAN-prior attacks (ggl, gias, gifd), not {args.method}")
     rec = pipeline.run_attack(args.method, model, update, preset, batch_size, seed=args.seed,
-                              labels=y if args.labels_known else None, generator=generator)
+                              labels=y if args.labels_known else None, generator=generator, label_mapping=mapping)
     record = pipeline.score(rec, x, y)
-    record.update(preset=preset.name, device=str(device), seed=args.seed, batch_size=batch_size, **source)
+    record.update(preset=preset.name, device=str(device), seed=args.seed, batch_size=batch_size,
+                  scenario=args.scenario, prior=args.prior or scenario.prior if generator is not None else None,
+                  task_classes=list(scenario.task_classes), **source)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_comparison(x, rec.images[record["order"]], out / "reconstruction.png")
     (out / "metrics.json").write_text(json.dumps(record, indent=2))
     return record
+
+
+def _label_mapping(method: str, scenario, G, model, update, device):
+    """The callable the pipeline asks for a class code, or None when the FL labels are G's classes as they are."""
+    from .label_mapping import map_labels
+
+    if method == "none" and scenario.name == "in-distribution":
+        if tuple(G.classes) != tuple(scenario.task_classes):
+            raise GifdError(f"prior has classes {', '.join(G.classes)}; in-distribution attacks need all ten "
+                            "CIFAR-10 classes (prior cifar10), or a --label-mapping")
+        return None                                   # the FL labels are G's classes
+    judge, judge_classes = None, None
+    if method == "model":
+        from .gan import load_classifier
+
+        judge = load_classifier("classifier", device=device)
+        judge_classes = [list(judge.classes).index(c) for c in scenario.task_classes]
+    return lambda labels: map_labels(method, labels, scenario.task_classes, G, model=model, update=update.tensors,
+                                     threat_model=update.threat_model, judge=judge, judge_classes=judge_classes)
 
 
 def cmd_info(args) -> dict:

@@ -21,7 +21,7 @@ from .errors import GifdError
 
 __all__ = [
     "CIFAR10_CLASSES", "CIFAR10_MEAN", "CIFAR10_STD", "ImageSet", "data_root", "cache_dir",
-    "load_cifar10", "normalize", "denormalize", "to_tensor", "victim_batch", "load_images",
+    "load_cifar10", "normalize", "denormalize", "to_tensor", "victim_batch", "load_images", "subset_classes",
 ]
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -191,6 +191,20 @@ def victim_batch(dataset: ImageSet, index: int, batch_size: int = 1, distinct_la
             break
     x, y = dataset.tensors(chosen)
     return x, y, chosen
+
+
+def subset_classes(dataset: ImageSet, class_names: list[str] | None) -> ImageSet:
+    """Keep only the named classes, renumbered 0..K-1 in the given order (all classes when None)."""
+    if not class_names:
+        return dataset
+    unknown = [c for c in class_names if c not in dataset.classes]
+    if unknown:
+        raise GifdError(f"unknown class {unknown[0]!r}: choose from {', '.join(dataset.classes)}")
+    old = [dataset.classes.index(c) for c in class_names]
+    keep = np.isin(dataset.labels, old)
+    remap = {o: n for n, o in enumerate(old)}
+    labels = np.array([remap[int(v)] for v in dataset.labels[keep]], dtype=np.int64)
+    return ImageSet(dataset.images[keep], labels, tuple(class_names), dataset.source + f" (classes {class_names})")
 
 
 def load_images(paths, size: int = 32) -> torch.Tensor:

@@ -109,7 +109,8 @@ def run_spec(spec: RunSpec, context: Context | None = None, with_lpips: bool = T
     param = spec.defense_param if spec.defense_param is not None else DEFAULT_DEFENSE_PARAM.get(spec.defense, 0.0)
     tm = ThreatModel(model=spec.model, trained_model=spec.trained_model, bn_mode=spec.bn_mode, batch_size=len(y),
                      update="fedavg" if spec.fedavg_steps else "fedsgd", fedavg_steps=max(1, spec.fedavg_steps),
-                     fedavg_lr=spec.fedavg_lr if spec.fedavg_steps else 0.0, defense=spec.defense, defense_param=param)
+                     fedavg_lr=spec.fedavg_lr if spec.fedavg_steps else 0.0, defense=spec.defense, defense_param=param,
+                     adaptive=spec.adaptive)
     generator = context.generator(spec.prior) if spec.method in pipeline.GENERATIVE_METHODS else None
     t0 = time.perf_counter()
     update = pipeline.observe(model, x, y, tm, seed=spec.seed)

@@ -21,10 +21,10 @@ from torch import nn
 from .errors import GifdError
 
 __all__ = ["ThreatModel", "ClientUpdate", "fedsgd_gradients", "fedavg_update", "apply_defense", "DEFENSES",
-           "client_update"]
+           "client_update", "soteria_mask", "attacker_mirror"]
 
-DEFENSES = ("none", "noise", "clipping", "compression")
-DEFAULT_DEFENSE_PARAM = {"none": 0.0, "noise": 0.01, "clipping": 1.0, "compression": 0.1}
+DEFENSES = ("none", "noise", "clipping", "compression", "soteria")
+DEFAULT_DEFENSE_PARAM = {"none": 0.0, "noise": 0.01, "clipping": 1.0, "compression": 0.1, "soteria": 0.4}
 
 
 @dataclass
@@ -41,6 +41,7 @@ class ThreatModel:
     labels: str = "inferred"           # "given" (known to the attacker), "inferred" from the gradient, "joint"
     defense: str = "none"
     defense_param: float = 0.0
+    adaptive: bool = False              # the attacker mirrors the known defense on its own dummy gradients
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -89,11 +90,13 @@ def apply_defense(tensors: list[torch.Tensor], name: str, param: float | None = 
     - ``clipping``: scale the whole update to l2 norm at most C (``param``, default 1.0);
     - ``compression``: keep the largest ``param`` fraction (default 0.1 = top 10%) of entries per layer by
       magnitude, zero the rest.
+
+    ``soteria`` needs the client's data and model, so :func:`client_update` applies it (:func:`soteria_mask`).
     """
     if name not in DEFENSES:
         raise GifdError(f"unknown defense {name!r}: choose one of {', '.join(DEFENSES)}")
     p = DEFAULT_DEFENSE_PARAM[name] if param is None else float(param)
-    if name == "none":
+    if name in ("none", "soteria"):
         return [t.clone() for t in tensors]
     if name == "noise":
         if p < 0:
@@ -127,4 +130,70 @@ def client_update(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat_mod
     else:
         raise GifdError(f"unknown update type {threat_model.update!r}: use fedsgd or fedavg")
     tensors = apply_defense(tensors, threat_model.defense, threat_model.defense_param, generator)
+    if threat_model.defense == "soteria":
+        keep = soteria_mask(client, x, threat_model.defense_param)
+        index = _last_linear_weight_index(client)
+        tensors[index] = tensors[index] * keep.to(tensors[index].dtype)[None, :]
     return ClientUpdate(tensors, threat_model)
+
+
+def _last_linear(model: nn.Module) -> nn.Linear:
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise GifdError("this defense needs a model that ends in a linear layer")
+    return linears[-1]
+
+
+def _last_linear_weight_index(model: nn.Module) -> int:
+    weight = _last_linear(model).weight
+    return next(i for i, p in enumerate(p for p in model.parameters() if p.requires_grad) if p is weight)
+
+
+def soteria_mask(model: nn.Module, x: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Soteria (Sun et al., CVPR 2021; notebook 08): which features r_i of the representation fed to the last
+    linear layer keep their weight gradient.
+
+    Removing feature i perturbs what an attacker can reconstruct by about ||r_i|| / ||∇_x r_i||; Soteria removes
+    the ``fraction`` of features where that perturbation is largest, i.e. where Σ_b ||∇_x r_{b,i}|| / |r_{b,i}|
+    is smallest, by zeroing those columns of the last layer's weight gradient. Returns a bool mask (d,), True = kept.
+    The fraction counts the live features: a feature that is zero for every image (a dead ReLU) already has a
+    zero column, so pruning it would remove nothing.
+    """
+    if not 0 <= fraction < 1:
+        raise GifdError("soteria prunes a fraction in [0, 1) of the representation")
+    captured = {}
+    handle = _last_linear(model).register_forward_hook(lambda m, inp, out: captured.update(r=inp[0]))
+    x = x.detach().clone().requires_grad_(True)
+    try:
+        model(x)
+    finally:
+        handle.remove()
+    r = captured["r"]
+    d = r.shape[1]
+    eye = torch.eye(d, device=r.device, dtype=r.dtype)[:, None, :].expand(d, *r.shape)
+    (jac,) = torch.autograd.grad(r, x, grad_outputs=eye, is_grads_batched=True)   # (d, B, C, H, W)
+    scores = (jac.flatten(2).norm(dim=2) / (r.detach().abs().T + 1e-6)).sum(1)       # (d,)
+    live = (r.detach() != 0).any(0)            # a feature that is 0 for every image has a zero column already
+    keep = torch.ones(d, dtype=torch.bool, device=r.device)
+    pruned = int(round(fraction * int(live.sum())))
+    if pruned:
+        keep[scores.masked_fill(~live, float("inf")).argsort()[:pruned]] = False
+    return keep
+
+
+def attacker_mirror(model: nn.Module, tensors: list[torch.Tensor], threat_model: ThreatModel | None):
+    """What an adaptive attacker (``threat_model.adaptive``) applies to its own dummy gradients: a 0/1 mask over
+    the flattened update (compression and Soteria zero entries, and the zeros are visible in the update) and a
+    clipping bound (clipping). Noise cannot be mirrored. Returns ``(mask or None, clip or None)``.
+    """
+    if threat_model is None or not threat_model.adaptive or threat_model.defense in ("none", "noise"):
+        return None, None
+    if threat_model.defense == "clipping":
+        return None, float(threat_model.defense_param)
+    if threat_model.defense == "compression":
+        return torch.cat([(t != 0).flatten() for t in tensors]).float(), None
+    # soteria: the pruned features are the all-zero columns of the last layer's weight gradient
+    index = _last_linear_weight_index(model)
+    masks = [torch.ones_like(t, dtype=torch.bool) for t in tensors]
+    masks[index] = (tensors[index] != 0).any(0, keepdim=True).expand_as(tensors[index])
+    return torch.cat([m.flatten() for m in masks]).float(), None

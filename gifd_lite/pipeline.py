@@ -47,11 +47,12 @@ def _num_classes(model: nn.Module) -> int:
 
 def run_attack(method: str, model: nn.Module, update: ClientUpdate, preset: Preset, batch_size: int,
                seed: int = 0, labels: torch.Tensor | None = None, generator=None,
-               class_code: torch.Tensor | None = None) -> Reconstruction:
+               class_code: torch.Tensor | None = None, label_mapping=None) -> Reconstruction:
     """Run one attack on an observed update. Labels are inferred from the update unless given.
 
     GGL, GIAS and GIFD need ``generator`` (a loaded prior, :func:`gifd_lite.gan.load_generator`); it is
-    conditioned on ``class_code`` when given, else on the FL labels.
+    conditioned on ``class_code`` when given, else on the FL labels. ``label_mapping`` (a callable
+    ``labels -> LabelMapping``, notebook 07) chooses the class code from the inferred labels instead.
     """
     if method not in METHODS:
         raise GifdError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
@@ -70,16 +71,34 @@ def run_attack(method: str, model: nn.Module, update: ClientUpdate, preset: Pres
     if labels is not None:
         labels = labels.to(device)
     model.train(tm.bn_mode == "train")
+    mapping = None
+    if label_mapping is not None and method in GENERATIVE_METHODS:
+        mapping = label_mapping(labels)
+        if mapping.learn and method == "ggl":
+            raise GifdError("the soft label mapping optimises the class mixture by gradient: use gifd or gias")
+        class_code = mapping.code
+        tm.notes.append(f"label mapping {mapping.method}")
     if method in ("dlg", "idlg"):
         return dlg(model, update.tensors, tm, preset.dlg, labels=labels, batch_size=batch_size,
                    num_classes=_num_classes(model), seed=seed)
     if method == "ig":
         return inverting_gradients(model, update.tensors, labels, tm, preset.ig, seed=seed)
+    learn_code = mapping is not None and mapping.learn
     if method == "ggl":
-        return ggl(model, update.tensors, labels, tm, generator, preset.ggl, class_code=class_code, seed=seed)
-    if method == "gias":
-        return gias(model, update.tensors, labels, tm, generator, preset.gias, class_code=class_code, seed=seed)
-    return gifd(model, update.tensors, labels, tm, generator, preset.gifd, class_code=class_code, seed=seed)
+        rec = ggl(model, update.tensors, labels, tm, generator, preset.ggl, class_code=class_code, seed=seed)
+    elif method == "gias":
+        rec = gias(model, update.tensors, labels, tm, generator, preset.gias, class_code=class_code, seed=seed,
+                   learn_code=learn_code)
+    else:
+        rec = gifd(model, update.tensors, labels, tm, generator, preset.gifd, class_code=class_code, seed=seed,
+                   learn_code=learn_code)
+    if mapping is not None:
+        learned = rec.history.extra.get("class_code")
+        chosen = ([int(c) for c in learned.argmax(1)] if mapping.learn and learned is not None
+                  else mapping.gan_classes)
+        rec.history.extra["label_mapping"] = {"method": mapping.method, "gan_classes": chosen,
+                                              "scores": mapping.scores}
+    return rec
 
 
 def _stage_scores(reconstruction: Reconstruction, truth01: torch.Tensor) -> dict:
@@ -115,6 +134,8 @@ def score(reconstruction: Reconstruction, truth01: torch.Tensor, true_labels: to
         "best_restart": reconstruction.history.best_restart,
         "interrupted": reconstruction.history.interrupted,
         **_stage_scores(reconstruction, truth01),
+        **({"label_mapping": reconstruction.history.extra["label_mapping"]}
+           if "label_mapping" in reconstruction.history.extra else {}),
         "per_image": m["per_image"],
         "order": m["order"],
         "threat_model": reconstruction.threat_model.as_dict(),

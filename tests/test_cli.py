@@ -22,6 +22,10 @@ def _run(*args, cwd=None):
     ["attack", "--method", "gifd", "--index", "0", "--prior", "{bad}"],
     ["attack", "--method", "ig", "--index", "0", "--device", "tpu"],
     ["attack", "--method", "ig", "--image", "{img}", "{img}", "--label", "1"],
+    ["attack", "--method", "ig", "--index", "0", "--label-mapping", "gradient"],
+    ["attack", "--method", "gifd", "--index", "0", "--prior", "cifar10-5"],
+    ["attack", "--method", "ig", "--scenario", "ood-disjoint", "--image", "{img}", "--label", "5"],
+    ["attack", "--method", "ig", "--index", "0", "--defense", "soteria", "--defense-param", "1.5"],
 ])
 def test_bad_input_is_one_line_without_traceback(args, tmp_path):
     from PIL import Image
@@ -66,3 +70,23 @@ def test_info_reports_data_source(capsys):
     assert main(["info"]) == 0
     info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert "image folder" in info["cifar10"] or "torchvision" in info["cifar10"]
+
+
+def test_ood_disjoint_gifd_with_a_label_mapping(tmp_path):
+    """The FL task is dog..truck as 0..4 on a 5-class model; the 5-class prior is conditioned by the oracle."""
+    code = main(["attack", "--method", "gifd", "--scenario", "ood-disjoint", "--index", "0", "--model", "convnet",
+                 "--label-mapping", "oracle", "--preset", "smoke", "--out", str(tmp_path)])
+    assert code == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["prior"] == "cifar10-5" and m["task_classes"] == ["dog", "frog", "horse", "ship", "truck"]
+    fl_class = m["task_classes"][m["labels_used"][0]]
+    expected = {"dog": 3, "frog": 2, "horse": 4, "ship": 0, "truck": 1}[fl_class]
+    assert m["label_mapping"]["gan_classes"] == [expected] and m["label_accuracy"] == 1.0
+
+
+def test_soteria_and_adaptive_flags_reach_the_threat_model(tmp_path):
+    code = main(["attack", "--method", "ig", "--index", "3", "--model", "convnet", "--defense", "soteria",
+                 "--adaptive", "--preset", "smoke", "--iters", "4", "--out", str(tmp_path)])
+    assert code == 0
+    tm = json.loads((tmp_path / "metrics.json").read_text())["threat_model"]
+    assert tm["defense"] == "soteria" and tm["defense_param"] == 0.4 and tm["adaptive"] is True

@@ -58,3 +58,59 @@ def test_defenses():
         fl.apply_defense(g, "compression", 0.0)
     with pytest.raises(GifdError):
         fl.apply_defense(g, "magic")
+
+
+def _weight_index(model):
+    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    return [i for i, p in enumerate(model.parameters()) if p is last.weight][0]
+
+
+@pytest.mark.parametrize("name", ["convnet", "resnet18"])
+def test_soteria_prunes_the_requested_fraction_of_last_layer_columns(name):
+    model = models.build_model(name, seed=0).eval()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([1, 7])
+    plain = fl.client_update(model, x, y, fl.ThreatModel(name)).tensors
+    defended = fl.client_update(model, x, y, fl.ThreatModel(name, defense="soteria", defense_param=0.25)).tensors
+    w = _weight_index(model)
+    keep = fl.soteria_mask(model, x, 0.25)
+    live = (plain[w] != 0).any(0)
+    assert int((~keep).sum()) == round(0.25 * int(live.sum())) and not (~keep & ~live).any()
+    assert torch.equal(defended[w], plain[w] * keep[None, :])
+    assert (plain[w][:, ~keep] != 0).any()             # it removed information, not only dead features
+    assert all(torch.equal(a, b) for i, (a, b) in enumerate(zip(plain, defended)) if i != w)
+
+
+def test_soteria_score_follows_its_definition():
+    """On a linear 'representation' r = A x the Jacobian row norms are ||A_i||: the pruned features are the
+    ones with the smallest Σ_b ||A_i|| / |r_{b,i}|."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 6, bias=False), torch.nn.Linear(6, 3))
+    x = torch.rand(2, 3, 2, 2)
+    A = model[1].weight.detach()
+    r = model[1](x.flatten(1)).detach()
+    scores = (A.norm(dim=1)[None, :] / (r.abs() + 1e-6)).sum(0)
+    keep = fl.soteria_mask(model, x, 0.5)
+    assert set(torch.nonzero(~keep).flatten().tolist()) == set(scores.argsort()[:3].tolist())
+    with pytest.raises(GifdError):
+        fl.soteria_mask(model, x, 1.0)
+
+
+def test_adaptive_attacker_mirrors_compression_soteria_and_clipping():
+    from gifd_lite.attacks.core import GradientTarget
+
+    model = models.build_model("convnet", seed=0).eval()
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([4])
+    truth = fl.fedsgd_gradients(model, x, y)
+    for defense, param in (("compression", 0.1), ("soteria", 0.5)):
+        tm = fl.ThreatModel("convnet", defense=defense, defense_param=param, adaptive=True)
+        update = fl.client_update(model, x, y, tm).tensors
+        plain, adaptive = GradientTarget(model, update), GradientTarget(model, update, tm)
+        # the client's own (undefended) gradient, seen through the mirror, matches the defended update exactly
+        assert float(adaptive.cosine(truth)) < 1e-5 < float(plain.cosine(truth))
+    tm = fl.ThreatModel("convnet", defense="clipping", defense_param=0.01, adaptive=True)
+    update = fl.client_update(model, x, y, tm).tensors
+    assert float(GradientTarget(model, update, tm).l2(truth)) < 1e-10 < float(GradientTarget(model, update).l2(truth))
+    noise = fl.ThreatModel("convnet", defense="noise", adaptive=True)
+    assert GradientTarget(model, update, noise).mask is None

@@ -60,9 +60,16 @@ class Reconstruction:
 
 
 class GradientTarget:
-    """The observed update, prepared once: flattened, its norm precomputed, checked against the model."""
+    """The observed update, prepared once: flattened, its norm precomputed, checked against the model.
 
-    def __init__(self, model: nn.Module, tensors: list[torch.Tensor]):
+    With an adaptive threat model (notebook 08) the attacker's dummy gradients pass through the same known
+    transform as the client's update before they are compared: a mask of the entries the defense zeroed
+    (compression, Soteria) and/or the clipping bound (clipping).
+    """
+
+    def __init__(self, model: nn.Module, tensors: list[torch.Tensor], threat_model=None):
+        from ..fl import attacker_mirror
+
         self.params = [p for p in model.parameters() if p.requires_grad]
         if len(tensors) != len(self.params) or any(t.shape != p.shape for t, p in zip(tensors, self.params)):
             raise GifdError("the observed update does not fit this model (different layers or shapes): "
@@ -72,14 +79,25 @@ class GradientTarget:
         self.norm = self.flat.norm()
         if not torch.isfinite(self.flat).all():
             raise GifdError("the observed update contains NaN or infinite values")
+        mask, self.clip = attacker_mirror(model, self.tensors, threat_model)
+        self.mask = None if mask is None else mask.to(self.flat.device, self.flat.dtype)
+
+    def view(self, grads: list[torch.Tensor]) -> torch.Tensor:
+        """The dummy gradients as the attacker compares them: flattened, then masked / clipped if adaptive."""
+        flat = torch.cat([a.flatten() for a in grads])
+        if self.mask is not None:
+            flat = flat * self.mask
+        if self.clip is not None:
+            flat = flat * torch.clamp(self.clip / (flat.norm() + 1e-12), max=1.0)
+        return flat
 
     def l2(self, grads: list[torch.Tensor]) -> torch.Tensor:
-        """Σ_l ||∇_l - g_l||² (DLG's distance)."""
-        return sum(((a - b) ** 2).sum() for a, b in zip(grads, self.tensors))
+        """||∇ - g||² over all layers (DLG's distance)."""
+        return ((self.view(grads) - self.flat) ** 2).sum()
 
     def cosine(self, grads: list[torch.Tensor]) -> torch.Tensor:
         """1 - <∇, g> / (||∇|| ||g||), over all layers at once (Inverting Gradients' distance)."""
-        flat = torch.cat([a.flatten() for a in grads])
+        flat = self.view(grads)
         return 1 - (flat @ self.flat) / (flat.norm() * self.norm + 1e-12)
 
 

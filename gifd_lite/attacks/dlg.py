@@ -33,7 +33,7 @@ def dlg(model: nn.Module, update: list[torch.Tensor], threat_model: ThreatModel,
     ``config.good_enough`` · ||g||² (relative to the observed gradient's size).
     """
     device = next(model.parameters()).device
-    target = GradientTarget(model, update)
+    target = GradientTarget(model, update, threat_model)
     joint = labels is None
     shape = (batch_size, *image_shape)
 

@@ -56,7 +56,7 @@ def ggl(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thre
     import cma
 
     device = next(model.parameters()).device
-    target, labels, code = prepare(model, update, labels, class_code)
+    target, labels, code = prepare(model, update, labels, class_code, threat_model)
     batch, d = len(labels), G.config.z_dim
     history = History()
     best = {"loss": math.inf, "z": None}
@@ -113,10 +113,15 @@ def ggl(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thre
 
 
 def gias(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, threat_model: ThreatModel,
-         G: Generator, config: GIASConfig, class_code: torch.Tensor | None = None, seed: int = 0) -> Reconstruction:
-    """GIAS: the best of R latent searches, then per-image fine-tuning of generator copies with z fixed."""
+         G: Generator, config: GIASConfig, class_code: torch.Tensor | None = None, seed: int = 0,
+         learn_code: bool = False) -> Reconstruction:
+    """GIAS: the best of R latent searches, then per-image fine-tuning of generator copies with z fixed.
+
+    ``learn_code`` (soft label mapping) optimises the class mixture with the latent, then keeps it fixed."""
     device = next(model.parameters()).device
-    target, labels, code = prepare(model, update, labels, class_code)
+    target, labels, code = prepare(model, update, labels, class_code, threat_model)
+    if learn_code and code.dim() == 1:
+        code = torch.nn.functional.one_hot(code, G.config.num_classes).float()
     batch = len(labels)
     history = History()
     t0 = time.perf_counter()
@@ -126,7 +131,8 @@ def gias(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
         for restart in range(config.restarts):
             z0 = sphere(torch.randn((batch, G.config.z_dim), generator=torch.Generator().manual_seed(seed * 7919 + restart)))
             result = optimise_stage(model, target, G, 0, z0.to(device), code, labels, config.latent_iterations,
-                                    config.lr_latent, tv_weight=config.tv_weight, desc=f"GIAS latent {restart + 1}")
+                                    config.lr_latent, tv_weight=config.tv_weight, desc=f"GIAS latent {restart + 1}",
+                                    learn_code=learn_code)
             iterations += len(result.curve)
             history.restart_losses.append(result.loss)
             if best is None or result.loss < best.loss:
@@ -143,6 +149,8 @@ def gias(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
     for p in params:
         p.requires_grad_(True)
     z = best.features.detach()
+    code = best.code.detach()
+    history.extra["class_code"] = code.cpu()
     opt = torch.optim.Adam(params, lr=config.lr_generator)
     kept = {"loss": best.loss, "images": best.images}
 

@@ -35,15 +35,18 @@ class StageResult:
     loss: float
     images: torch.Tensor
     curve: list[float]
+    code: torch.Tensor | None = None      # the class code used (learned by a soft label mapping at stage 0)
 
 
-def prepare(model, update: list[torch.Tensor], labels: torch.Tensor, class_code: torch.Tensor | None):
-    """The common set-up of a GAN-prior attack: the checked target, labels on the model's device, and the
-    class code that conditions G (the FL labels themselves unless a mapping gives another)."""
+def prepare(model, update: list[torch.Tensor], labels: torch.Tensor, class_code: torch.Tensor | None,
+            threat_model=None):
+    """The common set-up of a GAN-prior attack: the checked target (adaptive if the threat model says so),
+    labels on the model's device, and the class code that conditions G (the FL labels themselves unless a
+    label mapping gives another)."""
     device = next(model.parameters()).device
     labels = labels.to(device)
     code = (labels if class_code is None else class_code).to(device)
-    return GradientTarget(model, update), labels, code
+    return GradientTarget(model, update, threat_model), labels, code
 
 
 def sphere(z: torch.Tensor) -> torch.Tensor:
@@ -73,28 +76,36 @@ def _schedule(step: int, total: int, warmup: float) -> float:
 def optimise_stage(model, target: GradientTarget, G: Generator, k: int, start: torch.Tensor, code: torch.Tensor,
                    labels: torch.Tensor, iterations: int, lr: float, radius: float | None = None,
                    tv_weight: float = 0.0, norm_weight: float = 0.0, warmup: float = 0.1,
-                   on_step=None, desc: str = "") -> StageResult:
+                   on_step=None, desc: str = "", learn_code: bool = False) -> StageResult:
     """Search stage ``k`` from ``start`` (see the module docstring); returns the best features by matching loss.
 
     ``radius`` is a fraction of the starting features' l1 norm (per sample); ``None`` leaves them unconstrained.
     ``on_step(step, loss, h)`` is called every step (for snapshots and interrupt-safe tracking).
+    ``learn_code`` (soft label mapping, notebook 07): the class code becomes softmax(a), a mixture of class
+    embeddings, and a is optimised together with h, starting from ``code`` (e.g. uniform).
     """
     h0 = start.detach()
     h = h0.clone().requires_grad_(True)
     ball = None if (k == 0 or radius is None) else radius * h0.flatten(1).abs().sum(1)
-    opt = torch.optim.Adam([h], lr=lr)
-    best_loss, best_h, curve = math.inf, h0.clone(), []
+    variables = [h]
+    if learn_code:
+        mix = code.float().clamp_min(1e-6).log().detach().requires_grad_(True)
+        variables.append(mix)
+    opt = torch.optim.Adam(variables, lr=lr)
+    best_loss, best_h, best_code, curve = math.inf, h0.clone(), code, []
     for step in progress(range(iterations), desc=desc or f"stage {k}"):
         for group in opt.param_groups:
             group["lr"] = lr * _schedule(step, iterations, warmup)
-        images = render(G, k, h, code)
+        code_now = mix.softmax(1) if learn_code else code
+        images = render(G, k, h, code_now)
         match = matching_loss(model, target, images, labels)
         loss = match
         if tv_weight:
             loss = loss + tv_weight * total_variation(images)
         if k == 0 and norm_weight:
             loss = loss + norm_weight * ((h.pow(2).mean(1) - 1) ** 2).mean()
-        (h.grad,) = torch.autograd.grad(loss, [h])
+        for var, grad in zip(variables, torch.autograd.grad(loss, variables)):
+            var.grad = grad
         value = float(match.detach())
         curve.append(value)
         if on_step is not None:
@@ -102,7 +113,7 @@ def optimise_stage(model, target: GradientTarget, G: Generator, k: int, start: t
         if not math.isfinite(value):
             break
         if value < best_loss:
-            best_loss, best_h = value, h.detach().clone()
+            best_loss, best_h, best_code = value, h.detach().clone(), code_now.detach().clone()
         opt.step()
         with torch.no_grad():
             if k == 0:
@@ -111,6 +122,6 @@ def optimise_stage(model, target: GradientTarget, G: Generator, k: int, start: t
                 h.copy_(h0 + project_l1_ball(h - h0, ball))
     # score the kept features once more, exactly as every other stage is scored
     with torch.no_grad():
-        images = render(G, k, best_h, code)
+        images = render(G, k, best_h, best_code)
     final = float(matching_loss(model, target, images, labels, create_graph=False).detach()) if math.isfinite(best_loss) else math.inf
-    return StageResult(k, best_h, final, images.detach().clamp(0, 1).cpu(), curve)
+    return StageResult(k, best_h, final, images.detach().clamp(0, 1).cpu(), curve, best_code)

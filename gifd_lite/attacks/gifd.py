@@ -34,11 +34,13 @@ __all__ = ["gifd"]
 
 
 def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, threat_model: ThreatModel,
-         G: Generator, config: GIFDConfig, class_code: torch.Tensor | None = None, seed: int = 0) -> Reconstruction:
+         G: Generator, config: GIFDConfig, class_code: torch.Tensor | None = None, seed: int = 0,
+         learn_code: bool = False) -> Reconstruction:
     """Invert ``update`` through the generator ``G``.
 
     ``labels`` are the FL labels used in the gradient; ``class_code`` conditions G (hard labels or soft
-    class mixtures, default ``labels``, i.e. the FL task and the GAN share classes).
+    class mixtures, default ``labels``, i.e. the FL task and the GAN share classes). ``learn_code`` (the soft
+    label mapping, notebook 07) optimises the mixture with the latent at stage 0 and keeps it fixed after.
     """
     n = len(config.stages)
     if not (len(config.iterations) == len(config.lr) == len(config.radius) == n) or n == 0:
@@ -48,13 +50,15 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
     if config.stages[-1] >= len(G.STAGES):
         raise GifdError(f"the generator has stages 0..{len(G.STAGES) - 1}")
     device = next(model.parameters()).device
-    target, labels, code = prepare(model, update, labels, class_code)
+    target, labels, code = prepare(model, update, labels, class_code, threat_model)
+    if learn_code and code.dim() == 1:
+        code = torch.nn.functional.one_hot(code, G.config.num_classes).float()
     batch = len(labels)
 
     history = History()
     per_stage = [{"stage": G.STAGES[k], "k": k, "losses": [], "restart_images": [], "best_loss": math.inf,
                   "images": None, "features": None} for k in config.stages]
-    best = {"loss": math.inf, "images": None, "stage": None, "restart": None}
+    best = {"loss": math.inf, "images": None, "stage": None, "restart": None, "code": None}
     iterations = 0
     snap_at = snapshot_steps(sum(config.iterations), config.snapshots)
     t0 = time.perf_counter()
@@ -62,21 +66,23 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
         for restart in range(config.restarts):
             gen = torch.Generator().manual_seed(seed * 7919 + restart)
             h = sphere(torch.randn((batch, G.config.z_dim), generator=gen)).to(device)
-            prev_stage, offset, curve = 0, 0, []
+            prev_stage, offset, curve, code_r = 0, 0, [], code
             for i, k in enumerate(config.stages):
-                start = G.advance(prev_stage, h, code, k).detach()
+                start = G.advance(prev_stage, h, code_r, k).detach()
 
-                def on_step(step, loss, feats, offset=offset, k=k):
+                def on_step(step, loss, feats, offset=offset, k=k, code_r=code_r):
                     nonlocal iterations
                     iterations += 1
-                    if restart == 0 and offset + step in snap_at:
+                    if restart == 0 and offset + step in snap_at and not (learn_code and k == 0):
                         with torch.no_grad():
-                            history.snapshots.append((offset + step + 1, render(G, k, feats, code).clamp(0, 1).cpu()))
+                            history.snapshots.append((offset + step + 1, render(G, k, feats, code_r).clamp(0, 1).cpu()))
 
-                result = optimise_stage(model, target, G, k, start, code, labels, config.iterations[i], config.lr[i],
+                result = optimise_stage(model, target, G, k, start, code_r, labels, config.iterations[i], config.lr[i],
                                         radius=config.radius[i], tv_weight=config.tv_weight,
                                         norm_weight=config.norm_weight if k == 0 else 0.0, warmup=config.warmup,
-                                        on_step=on_step, desc=f"GIFD restart {restart + 1} stage {G.STAGES[k]}")
+                                        on_step=on_step, desc=f"GIFD restart {restart + 1} stage {G.STAGES[k]}",
+                                        learn_code=learn_code and k == 0)
+                code_r = result.code
                 curve += result.curve
                 offset += config.iterations[i]
                 stage = per_stage[i]
@@ -85,7 +91,8 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
                 if result.loss < stage["best_loss"]:
                     stage.update(best_loss=result.loss, images=result.images, features=result.features.cpu())
                 if result.loss < best["loss"]:
-                    best.update(loss=result.loss, images=result.images, stage=G.STAGES[k], restart=restart)
+                    best.update(loss=result.loss, images=result.images, stage=G.STAGES[k], restart=restart,
+                                code=code_r.detach().cpu())
                     history.loss = curve
                     history.best_restart = restart
                 h, prev_stage = result.features, k
@@ -96,6 +103,7 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
         raise GifdError("GIFD produced no finite result (NaN losses in every stage)")
     history.extra["stages"] = per_stage
     history.extra["best_layer"] = best["stage"]
+    history.extra["class_code"] = best["code"]
     return Reconstruction(best["images"], labels.cpu(), history, threat_model, "gifd", iterations,
                           time.perf_counter() - t0, best["loss"])
 
@@ -113,7 +121,9 @@ def search_stage_again(model: nn.Module, update: list[torch.Tensor], labels: tor
     if not stages:
         raise GifdError(f"the previous GIFD run has no stage before stage {k}")
     device = next(model.parameters()).device
-    target, labels, code = prepare(model, update, labels, class_code)
+    if class_code is None and previous.history.extra.get("class_code") is not None:
+        class_code = previous.history.extra["class_code"]          # e.g. the mixture a soft mapping learned
+    target, labels, code = prepare(model, update, labels, class_code, previous.threat_model)
     before = stages[-1]
     start = G.advance(before["k"], before["features"].to(device), code, k).detach()
     return optimise_stage(model, target, G, k, start, code, labels, iterations, lr, radius=radius,

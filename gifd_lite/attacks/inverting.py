@@ -32,7 +32,7 @@ def inverting_gradients(model: nn.Module, update: list[torch.Tensor], labels: to
     if config.distance not in ("cosine", "l2"):
         raise GifdError(f"unknown gradient distance {config.distance!r}: use cosine or l2")
     device = next(model.parameters()).device
-    target = GradientTarget(model, update)
+    target = GradientTarget(model, update, threat_model)
     labels = labels.to(device)
     shape = (len(labels), *image_shape)
     lower = normalize(torch.zeros(1, 3, 1, 1, device=device))

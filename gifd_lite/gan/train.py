@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data import ImageSet
+from ..data import ImageSet, subset_classes  # noqa: F401  (subset_classes: re-exported for train-gan)
 from ..errors import GifdError
 from ..runtime import progress
 from .checkpoint import save_payload
@@ -47,20 +47,6 @@ class GANTrainingConfig:
     seed: int = 0
     sample_every: int = 1000
     checkpoint_every: int = 500
-
-
-def subset_classes(dataset: ImageSet, class_names: list[str] | None) -> ImageSet:
-    """Keep only the named classes, renumbered 0..K-1 in the given order (all classes when None)."""
-    if not class_names:
-        return dataset
-    unknown = [c for c in class_names if c not in dataset.classes]
-    if unknown:
-        raise GifdError(f"unknown class {unknown[0]!r}: choose from {', '.join(dataset.classes)}")
-    old = [dataset.classes.index(c) for c in class_names]
-    keep = np.isin(dataset.labels, old)
-    remap = {o: n for n, o in enumerate(old)}
-    labels = np.array([remap[int(v)] for v in dataset.labels[keep]], dtype=np.int64)
-    return ImageSet(dataset.images[keep], labels, tuple(class_names), dataset.source + f" (classes {class_names})")
 
 
 @torch.no_grad()
