@@ -37,7 +37,9 @@ class RunSpec:
     adaptive: bool = False
     fedavg_steps: int = 0
     fedavg_lr: float = 0.1
-    prior: str = "cifar10"
+    prior: str | None = None      # None: the scenario's prior (cifar10, or cifar10-5 for ood-disjoint)
+    scenario: str = "in-distribution"
+    label_mapping: str = "none"
     labels_known: bool = False
     overrides: dict = field(default_factory=dict)
     tag: str = ""                 # free text naming the table cell, e.g. "radius=0.3"
@@ -45,6 +47,14 @@ class RunSpec:
     def key(self) -> str:
         """A stable identity: the same spec gives the same key (used to resume a sweep)."""
         return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def of(cls, record: dict) -> "RunSpec":
+        """The spec a record was made from (fields added since then take their defaults)."""
+        spec = dict(record["spec"])
+        if spec.get("prior") == "cifar10" and spec.get("scenario", "in-distribution") == "in-distribution":
+            spec["prior"] = None                  # written before the scenario's default prior existed
+        return cls(**spec)
 
 
 class Context:
@@ -61,17 +71,22 @@ class Context:
             self._cache[key] = make()
         return self._cache[key]
 
-    def dataset(self, split: str = "test"):
-        from .data import load_cifar10
+    def dataset(self, scenario: str = "in-distribution", split: str = "test"):
+        from .scenarios import task_dataset
 
-        return self.get(("data", split), lambda: load_cifar10(split))
+        return self.get(("data", scenario, split), lambda: task_dataset(scenario, split))
 
     def generator(self, name: str):
         from .gan import load_generator
 
         return self.get(("prior", name), lambda: load_generator(name, device=self.device))
 
-    def model(self, name: str, trained: bool, seed: int = 0):
+    def judge(self):
+        from .gan import load_classifier
+
+        return self.get(("classifier",), lambda: load_classifier("classifier", device=self.device))
+
+    def model(self, name: str, trained: bool, seed: int = 0, num_classes: int = 10):
         from .gan import load_classifier
         from .models import build_model
 
@@ -80,8 +95,12 @@ class Context:
                 from .errors import GifdError
 
                 raise GifdError("the shipped trained model is the convnet classifier")
-            return self.get(("classifier",), lambda: load_classifier("classifier", device=self.device))
-        return build_model(name, num_classes=10, seed=seed).to(self.device)
+            if num_classes != 10:
+                from .errors import GifdError
+
+                raise GifdError("the shipped trained model is a 10-class CIFAR-10 classifier")
+            return self.judge()
+        return build_model(name, num_classes=num_classes, seed=seed).to(self.device)
 
 
 def apply_overrides(preset, overrides: dict):
@@ -98,24 +117,35 @@ def run_spec(spec: RunSpec, context: Context | None = None, with_lpips: bool = T
     from . import data, pipeline
     from .config import get_preset
     from .fl import DEFAULT_DEFENSE_PARAM, ThreatModel
+    from .label_mapping import map_labels
     from .runtime import seed_everything
+    from .scenarios import get_scenario
 
     context = context or Context()
     seed_everything(spec.seed)
     preset = apply_overrides(get_preset(spec.preset), spec.overrides)
-    ds = context.dataset("test")
+    scenario = get_scenario(spec.scenario)
+    ds = context.dataset(spec.scenario, "test")
     x, y, indices = data.victim_batch(ds, spec.index, spec.batch_size)
-    model = context.model(spec.model, spec.trained_model)
+    model = context.model(spec.model, spec.trained_model, num_classes=len(scenario.task_classes))
     param = spec.defense_param if spec.defense_param is not None else DEFAULT_DEFENSE_PARAM.get(spec.defense, 0.0)
     tm = ThreatModel(model=spec.model, trained_model=spec.trained_model, bn_mode=spec.bn_mode, batch_size=len(y),
                      update="fedavg" if spec.fedavg_steps else "fedsgd", fedavg_steps=max(1, spec.fedavg_steps),
                      fedavg_lr=spec.fedavg_lr if spec.fedavg_steps else 0.0, defense=spec.defense, defense_param=param,
                      adaptive=spec.adaptive)
-    generator = context.generator(spec.prior) if spec.method in pipeline.GENERATIVE_METHODS else None
+    generative = spec.method in pipeline.GENERATIVE_METHODS
+    generator = context.generator(spec.prior or scenario.prior) if generative else None
     t0 = time.perf_counter()
     update = pipeline.observe(model, x, y, tm, seed=spec.seed)
+    mapping = None
+    if generative and (spec.label_mapping != "none" or scenario.name != "in-distribution"):
+        judge = context.judge() if spec.label_mapping == "model" else None
+        judge_classes = [list(judge.classes).index(c) for c in scenario.task_classes] if judge is not None else None
+        mapping = lambda labels: map_labels(spec.label_mapping, labels, scenario.task_classes, generator,  # noqa: E731
+                                            model=model, update=update.tensors, threat_model=tm, judge=judge,
+                                            judge_classes=judge_classes, seed=spec.seed)
     rec = pipeline.run_attack(spec.method, model, update, preset, len(y), seed=spec.seed,
-                              labels=y if spec.labels_known else None, generator=generator)
+                              labels=y if spec.labels_known else None, generator=generator, label_mapping=mapping)
     record = pipeline.score(rec, x, y, with_lpips=with_lpips)
     record.update(spec=asdict(spec), key=spec.key(), indices=indices, wall_seconds=round(time.perf_counter() - t0, 2),
                   version=__version__, torch=torch.__version__)
@@ -143,7 +173,7 @@ def sweep(specs: list[RunSpec], out: str | Path, context: Context | None = None,
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = {r["key"]: r for r in read_records(out)}
+    done = {RunSpec.of(r).key(): r for r in read_records(out)}
     todo = [s for s in specs if s.key() not in done]
     context = context or Context()
     if out.exists() and out.stat().st_size and not out.read_bytes().endswith(b"\n"):

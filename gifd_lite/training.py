@@ -26,8 +26,16 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def train_classifier(model: nn.Module, dataset: ImageSet, steps: int, batch_size: int = 128, lr: float = 0.05,
-                     seed: int = 0, augment: bool = True, show_progress: bool = True) -> list[float]:
-    """Train ``model`` in place for ``steps`` SGD steps; returns the loss per step."""
+                     seed: int = 0, augment: bool = True, show_progress: bool = True, defense: str = "none",
+                     defense_param: float | None = None) -> list[float]:
+    """Train ``model`` in place for ``steps`` SGD steps; returns the loss per step.
+
+    ``defense`` (notebook 08: what a defense costs in accuracy) transforms every step's gradient as a client
+    would transform its update (:func:`gifd_lite.fl.apply_defense`); Soteria's mask is computed on the first
+    2 images of each batch, to keep its Jacobian (features × images × pixels) small.
+    """
+    from .fl import DEFAULT_DEFENSE_PARAM, _last_linear_weight_index, apply_defense, soteria_mask
+
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
@@ -42,6 +50,15 @@ def train_classifier(model: nn.Module, dataset: ImageSet, steps: int, batch_size
         loss = F.cross_entropy(model(normalize(x.to(device))), y.to(device))
         opt.zero_grad()
         loss.backward()
+        if defense != "none":
+            params = [p for p in model.parameters() if p.requires_grad]
+            grads = apply_defense([p.grad for p in params], defense, defense_param, gen)
+            if defense == "soteria":
+                param = DEFAULT_DEFENSE_PARAM["soteria"] if defense_param is None else defense_param
+                w = _last_linear_weight_index(model)
+                grads[w] = grads[w] * soteria_mask(model, normalize(x[:2].to(device)), param)[None, :].to(grads[w].dtype)
+            for p, g in zip(params, grads):
+                p.grad = g
         opt.step()
         schedule.step()
         losses.append(float(loss.detach()))

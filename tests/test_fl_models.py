@@ -114,3 +114,14 @@ def test_adaptive_attacker_mirrors_compression_soteria_and_clipping():
     assert float(GradientTarget(model, update, tm).l2(truth)) < 1e-10 < float(GradientTarget(model, update).l2(truth))
     noise = fl.ThreatModel("convnet", defense="noise", adaptive=True)
     assert GradientTarget(model, update, noise).mask is None
+
+
+@pytest.mark.parametrize("defense", ["compression", "soteria"])
+def test_training_with_a_defense_transforms_each_step(defense, cifar_test):
+    from gifd_lite.training import train_classifier
+
+    plain, defended = (models.build_model("convnet", seed=0) for _ in range(2))
+    train_classifier(plain, cifar_test, 2, batch_size=8, show_progress=False)
+    train_classifier(defended, cifar_test, 2, batch_size=8, show_progress=False, defense=defense)
+    a, b = (torch.cat([p.detach().flatten() for p in m.parameters()]) for m in (plain, defended))
+    assert torch.isfinite(b).all() and not torch.allclose(a, b)

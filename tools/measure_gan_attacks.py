@@ -139,6 +139,7 @@ def main():
     parser.add_argument("--table", required=True, choices=["main", "batch4", "defenses", "l1"])
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--out", default=str(ROOT / "docs" / "results"))
+    parser.add_argument("--report", action="store_true", help="only rewrite the table from the records so far")
     args = parser.parse_args()
     out = Path(args.out)
     runs = out / "runs" / f"gifd_{args.table}.jsonl"
@@ -148,9 +149,10 @@ def main():
               f"  {r.get('best_layer') or ''}", flush=True)
 
     specs = specs_for(args.table, args.images)
-    sweep(specs, runs, on_record=show)
+    if not args.report:
+        sweep(specs, runs, on_record=show)
     wanted = {s.key() for s in specs}
-    records = [r for r in read_records(runs) if r["key"] in wanted]
+    records = [r for r in read_records(runs) if RunSpec.of(r).key() in wanted]
     command = f"GIFD_DATA=../shared/data .venv/bin/python tools/measure_gan_attacks.py --table {args.table} --images {args.images}"
     write_markdown(args.table, summarise(records), records, out / f"gifd_{args.table}.md", command)
     print(f"wrote {out / f'gifd_{args.table}.md'} ({len(records)} runs)")

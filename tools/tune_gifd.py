@@ -95,7 +95,7 @@ def main():
     todo = specs(args.round)[args.worker::args.workers]
     sweep(todo, runs, on_record=lambda r: print(r["spec"]["tag"], r["spec"]["index"], round(r["psnr"], 2), flush=True))
     wanted = {s.key() for s in specs("all")}
-    write_markdown([r for r in read_records(runs) if r["key"] in wanted])
+    write_markdown([r for r in read_records(runs) if RunSpec.of(r).key() in wanted])
 
 
 if __name__ == "__main__":
