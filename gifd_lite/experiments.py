@@ -147,9 +147,19 @@ def run_spec(spec: RunSpec, context: Context | None = None, with_lpips: bool = T
     rec = pipeline.run_attack(spec.method, model, update, preset, len(y), seed=spec.seed,
                               labels=y if spec.labels_known else None, generator=generator, label_mapping=mapping)
     record = pipeline.score(rec, x, y, with_lpips=with_lpips)
+    used = ([spec.prior or scenario.prior] if generative else []) + \
+        (["classifier"] if spec.trained_model or spec.label_mapping == "model" else [])
     record.update(spec=asdict(spec), key=spec.key(), indices=indices, wall_seconds=round(time.perf_counter() - t0, 2),
-                  version=__version__, torch=torch.__version__)
+                  version=__version__, torch=torch.__version__, checkpoints={n: _checkpoint_hash(n) for n in used})
     return record
+
+
+def _checkpoint_hash(name: str) -> str:
+    """sha256 of a shipped checkpoint (from data/MANIFEST) or of a checkpoint file."""
+    from .gan.checkpoint import read_manifest, sha256
+
+    entry = read_manifest().get(name)
+    return entry["sha256"] if entry else sha256(Path(name))
 
 
 def read_records(path: str | Path) -> list[dict]:

@@ -95,7 +95,7 @@ def summarise(records: list[dict]) -> list[dict]:
             row[key] = mean_ci(vals) if vals else None
         row["iterations"] = rs[0]["iterations"]
         layers = [r.get("best_layer") for r in rs if r.get("best_layer")]
-        row["best_layers"] = {k: layers.count(k) for k in sorted(set(layers))} if layers else None
+        row["best_layers"] = ", ".join(f"{k}: {layers.count(k)}" for k in sorted(set(layers))) if layers else None
         rows.append(row)
     return rows
 
@@ -110,7 +110,8 @@ def fmt(v, digits=2):
 def write_markdown(table: str, rows: list[dict], records: list[dict], path: Path, command: str):
     lines = [f"# GAN-prior attacks: table `{table}`", "", f"Regenerate: `{command}`", "",
              "Mean ± half-width of the 95% t confidence interval over images; LPIPS is n/a where its AlexNet "
-             "weights could not be downloaded (offline machine).", "",
+             "weights could not be downloaded (offline machine). Times are wall-clock on a 2-core CPU that was "
+             "sometimes shared with other jobs; `python -m gifd_lite bench` measures per-iteration cost cleanly.", "",
              "| cell | n | PSNR (dB) | SSIM | LPIPS | iterations | s / image | s / it | GIFD best layers |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

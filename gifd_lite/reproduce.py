@@ -1,0 +1,235 @@
+"""Reproducing the paper's tables at any scale (notebook 09): named sweeps, resumable, local or on Dask.
+
+A table is a list of :class:`~gifd_lite.experiments.RunSpec` (attack × setting × image × seed). Every finished
+run is appended to ``OUT/<table>.jsonl`` at once, so an interrupted sweep resumes where it stopped; the
+records aggregate to mean ± 95% confidence interval per cell, written as markdown and CSV.
+
+    python -m gifd_lite reproduce --table main --preset smoke [--images N] [--seeds S]
+                                  [--backend local|dask] [--scheduler ADDRESS] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from .config import get_preset
+from .errors import GifdError
+from .experiments import RunSpec, read_records, run_spec
+
+__all__ = ["TABLES", "table_specs", "run_table", "summarise", "write_table", "mean_ci"]
+
+METHODS = ("ig", "ggl", "gias", "gifd")
+
+
+def _budget(preset: str) -> int:
+    return get_preset(preset).gifd.total_iterations
+
+
+def _equal(method: str, preset: str) -> dict:
+    """IG gets GIFD's total iterations; the presets give GGL and GIAS the same budget already."""
+    return {"ig": {"iterations": _budget(preset), "restarts": 1}} if method == "ig" else {}
+
+
+def _main(preset, indices, seeds):
+    return [RunSpec(m, index=i, preset=preset, seed=s, overrides=_equal(m, preset), tag=m)
+            for s in seeds for i in indices for m in METHODS]
+
+
+def _batch(preset, indices, seeds):
+    return [RunSpec(m, index=i, preset=preset, seed=s, batch_size=b, overrides=_equal(m, preset), tag=f"{m} | B={b}")
+            for s in seeds for i in indices for b in (1, 4, 8) for m in ("ig", "gifd")]
+
+
+def _fedavg(preset, indices, seeds):
+    return [RunSpec(m, index=i, preset=preset, seed=s, fedavg_steps=t, overrides=_equal(m, preset), tag=f"{m} | T={t}")
+            for s in seeds for i in indices for t in (1, 5, 10) for m in ("ig", "gifd")]
+
+
+DEFENSE_STRENGTHS = {"noise": (0.001, 0.01), "clipping": (1.0, 0.1), "compression": (0.3, 0.1), "soteria": (0.2, 0.6)}
+
+
+def _defenses(preset, indices, seeds):
+    out = []
+    for name, params in DEFENSE_STRENGTHS.items():
+        for p in params:
+            for adaptive in ((False, True) if name != "noise" else (False,)):
+                out += [RunSpec(m, index=i, preset=preset, seed=s, defense=name, defense_param=p, adaptive=adaptive,
+                                overrides=_equal(m, preset),
+                                tag=f"{m} | {name}={p}{' adaptive' if adaptive else ''}")
+                        for s in seeds for i in indices for m in ("ig", "ggl", "gifd")]
+    return out
+
+
+def _stages(preset, indices, seeds):
+    cfg = get_preset(preset).gifd
+    out = []
+    for last in range(len(cfg.stages)):
+        keep = slice(0, last + 1)
+        o = {"gifd": {"stages": list(cfg.stages[keep]), "iterations": list(cfg.iterations[keep]),
+                      "lr": list(cfg.lr[keep]), "radius": list(cfg.radius[keep])}}
+        out += [RunSpec("gifd", index=i, preset=preset, seed=s, overrides=o, tag=f"gifd | stop after stage {last}")
+                for s in seeds for i in indices]
+    return out
+
+
+def _radius(preset, indices, seeds):
+    n = len(get_preset(preset).gifd.stages)
+    return [RunSpec("gifd", index=i, preset=preset, seed=s, overrides={"gifd": {"radius": [None] + [r] * (n - 1)}},
+                    tag=f"gifd | radius={r}")
+            for s in seeds for i in indices for r in (None, 1.0, 0.3, 0.1, 0.03)]
+
+
+def _ood(preset, indices, seeds):
+    disjoint = [RunSpec(m, index=i, preset=preset, seed=s, scenario="ood-disjoint", label_mapping="oracle",
+                        overrides=_equal(m, preset), tag=f"{m} | ood-disjoint")
+                for s in seeds for i in indices for m in METHODS]
+    cross = [RunSpec(m, index=i % 5, preset=preset, seed=s, scenario="cross-domain", overrides=_equal(m, preset),
+                     tag=f"{m} | cross-domain")
+             for s in seeds for i in range(min(5, len(indices))) for m in METHODS]
+    return disjoint + cross
+
+
+def _label_mapping(preset, indices, seeds):
+    return [RunSpec("gifd", index=i, preset=preset, seed=s, scenario="ood-disjoint", label_mapping=m,
+                    tag=f"gifd | mapping={m}")
+            for s in seeds for i in indices for m in ("none", "gradient", "model", "soft", "oracle")] + \
+           [RunSpec("ggl", index=i, preset=preset, seed=s, scenario="ood-disjoint", label_mapping="oracle",
+                    overrides=_equal("ggl", preset), tag="ggl | mapping=oracle") for s in seeds for i in indices]
+
+
+TABLES = {"main": _main, "batch": _batch, "fedavg": _fedavg, "defenses": _defenses, "stages": _stages,
+          "radius": _radius, "ood": _ood, "label_mapping": _label_mapping}
+
+
+def table_specs(table: str, preset: str, images: int | None = None, seeds: int = 1) -> list[RunSpec]:
+    """The runs of a named table: ``images`` test images (5, 1005, ...; the ood tables use every 500th image
+    of the FL task's 5000) and seeds 0..seeds-1."""
+    if table not in TABLES:
+        raise GifdError(f"unknown table {table!r}: choose one of {', '.join(TABLES)}")
+    images = images or get_preset(preset).n_images
+    if images < 1 or seeds < 1:
+        raise GifdError("--images and --seeds must be at least 1")
+    step = 500 if table in ("ood", "label_mapping") else 1000
+    indices = [(5 + step * k) % (5000 if step == 500 else 10000) for k in range(images)]
+    return TABLES[table](preset, indices, list(range(seeds)))
+
+
+# ---------------------------------------------------------------- running
+
+_WORKER_CONTEXT = None
+
+
+def _run_on_worker(spec_dict: dict) -> dict:
+    """A Dask task: one run, with the worker's datasets, priors and models loaded once per process."""
+    global _WORKER_CONTEXT
+    import torch
+
+    from .experiments import Context
+
+    if _WORKER_CONTEXT is None:
+        torch.set_num_threads(1)
+        _WORKER_CONTEXT = Context("cpu")
+    return run_spec(RunSpec(**spec_dict), _WORKER_CONTEXT)
+
+
+def run_table(specs: list[RunSpec], out: str | Path, backend: str = "local", scheduler: str | None = None,
+              workers: int = 2, on_record=None) -> list[dict]:
+    """Run every spec not yet in ``out``; ``dask`` sends them to a cluster (``scheduler`` address, or a local
+    cluster of ``workers`` single-thread processes) and appends each record as it arrives."""
+    from dataclasses import asdict
+
+    from .experiments import sweep
+
+    if backend == "local":
+        return sweep(specs, out, on_record=on_record)
+    if backend != "dask":
+        raise GifdError(f"unknown backend {backend!r}: use local or dask")
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise GifdError("the dask backend needs the distributed extra: pip install 'gifd_lite[distributed]'") from None
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = {RunSpec.of(r).key(): r for r in read_records(out)}
+    todo = [s for s in specs if s.key() not in done]
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    try:
+        futures = client.map(_run_on_worker, [asdict(s) for s in todo], pure=False)
+        for future in as_completed(futures):
+            record = future.result()
+            with out.open("a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            done[RunSpec.of(record).key()] = record
+            if on_record is not None:
+                on_record(record)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return [done[s.key()] for s in specs]
+
+
+# ---------------------------------------------------------------- aggregating
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% Student-t confidence interval (nan for a single value)."""
+    from scipy.stats import t
+
+    n = len(values)
+    m = sum(values) / n
+    if n < 2:
+        return m, float("nan")
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
+    return m, float(t.ppf(0.975, n - 1) * sd / math.sqrt(n))
+
+
+def summarise(records: list[dict]) -> list[dict]:
+    """One row per table cell (the spec's tag): n, and mean ± CI of PSNR, SSIM, LPIPS, seconds."""
+    cells = defaultdict(list)
+    for r in records:
+        cells[r["spec"]["tag"]].append(r)
+    rows = []
+    for tag, rs in cells.items():
+        row = {"cell": tag, "n": len(rs)}
+        for key in ("psnr", "ssim", "lpips", "seconds", "seconds_per_iteration"):
+            vals = [r[key] for r in rs if r.get(key) is not None]
+            row[key] = mean_ci(vals) if vals else None
+        layers = [r["best_layer"] for r in rs if r.get("best_layer")]
+        row["best_layers"] = ", ".join(f"{k}: {layers.count(k)}" for k in sorted(set(layers)))
+        rows.append(row)
+    return rows
+
+
+def _fmt(v, digits=2):
+    if v is None:
+        return "n/a"
+    m, h = v
+    return f"{m:.{digits}f} ± {h:.{digits}f}" if math.isfinite(h) else f"{m:.{digits}f}"
+
+
+def write_table(table: str, rows: list[dict], out_dir: str | Path, command: str) -> tuple[Path, Path]:
+    """``<table>.md`` (with the command that regenerates it) and ``<table>.csv`` in ``out_dir``."""
+    out_dir = Path(out_dir)
+    md, csv_path = out_dir / f"{table}.md", out_dir / f"{table}.csv"
+    lines = [f"# Table `{table}`", "", f"Regenerate: `{command}`", "",
+             "Mean ± half-width of the 95% t confidence interval over images and seeds (n runs per cell).", "",
+             "| cell | n | PSNR (dB) | SSIM | LPIPS | s / run | best layers |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['cell']} | {r['n']} | {_fmt(r['psnr'])} | {_fmt(r['ssim'], 3)} | {_fmt(r['lpips'], 3)} | "
+              f"{_fmt(r['seconds'], 0)} | {r['best_layers']} |" for r in rows]
+    md.write_text("\n".join(lines) + "\n")
+    with csv_path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["cell", "n", "psnr", "psnr_ci", "ssim", "ssim_ci", "lpips", "lpips_ci", "seconds", "best_layers"])
+        for r in rows:
+            vals = [x for key in ("psnr", "ssim", "lpips") for x in (r[key] or (None, None))]
+            w.writerow([r["cell"], r["n"], *vals, r["seconds"][0] if r["seconds"] else None, r["best_layers"]])
+    return md, csv_path
