@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gifd_lite import reproduce  # noqa: E402
 from gifd_lite.config import get_preset  # noqa: E402
 from gifd_lite.experiments import RunSpec, read_records, sweep  # noqa: E402
 
@@ -71,32 +72,11 @@ def specs_for(table: str, images: int) -> list[RunSpec]:
     raise SystemExit(f"unknown table {table!r}")
 
 
-def mean_ci(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% t confidence interval."""
-    from scipy.stats import t
-
-    n = len(values)
-    m = sum(values) / n
-    if n < 2:
-        return m, float("nan")
-    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
-    return m, t.ppf(0.975, n - 1) * sd / math.sqrt(n)
-
-
 def summarise(records: list[dict]) -> list[dict]:
-    cells = defaultdict(list)
-    for r in records:
-        cells[r["spec"]["tag"]].append(r)
-    rows = []
-    for tag, rs in cells.items():
-        row = {"cell": tag, "n": len(rs)}
-        for key in ("psnr", "ssim", "lpips", "seconds", "seconds_per_iteration"):
-            vals = [r[key] for r in rs if r.get(key) is not None]
-            row[key] = mean_ci(vals) if vals else None
-        row["iterations"] = rs[0]["iterations"]
-        layers = [r.get("best_layer") for r in rs if r.get("best_layer")]
-        row["best_layers"] = ", ".join(f"{k}: {layers.count(k)}" for k in sorted(set(layers))) if layers else None
-        rows.append(row)
+    """gifd_lite.reproduce's rows (mean ± 95% CI per cell) plus each cell's iteration count."""
+    rows = reproduce.summarise(records)
+    for row in rows:
+        row["iterations"] = next(r["iterations"] for r in records if r["spec"]["tag"] == row["cell"])
     return rows
 
 
