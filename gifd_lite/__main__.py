@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--iterations", type=int, default=40)
     b.add_argument("--batch-size", type=int, default=1)
     b.add_argument("--methods", nargs="*", default=["ig", "gifd", "gias", "ggl"], choices=list(METHODS))
+    b.add_argument("--restarts", type=int, default=4, help="R for the batched-restarts measurement (1: skip it)")
     b.add_argument("--device", default="auto")
 
     r = sub.add_parser("reproduce", help="a resumable sweep that writes one of the paper-style tables")
@@ -376,7 +377,10 @@ def cmd_bench(args) -> dict:
     set_threads()
     if args.iterations < 4 or not 1 <= args.batch_size <= 10:
         raise GifdError("--iterations must be at least 4 and --batch-size between 1 and 10")
-    return bench(args.model, args.iterations, args.batch_size, device=resolve_device(args.device), methods=args.methods)
+    if args.restarts < 1:
+        raise GifdError("--restarts must be at least 1")
+    return bench(args.model, args.iterations, args.batch_size, device=resolve_device(args.device), methods=args.methods,
+                 restarts=args.restarts)
 
 
 def cmd_reproduce(args) -> dict:

@@ -150,7 +150,8 @@ def run_spec(spec: RunSpec, context: Context | None = None, with_lpips: bool = T
     used = ([spec.prior or scenario.prior] if generative else []) + \
         (["classifier"] if spec.trained_model or spec.label_mapping == "model" else [])
     record.update(spec=asdict(spec), key=spec.key(), indices=indices, wall_seconds=round(time.perf_counter() - t0, 2),
-                  version=__version__, torch=torch.__version__, checkpoints={n: _checkpoint_hash(n) for n in used})
+                  version=__version__, torch=torch.__version__, threads=torch.get_num_threads(),
+                  checkpoints={n: _checkpoint_hash(n) for n in used})
     return record
 
 

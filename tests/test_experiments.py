@@ -5,7 +5,7 @@ import json
 import pytest
 
 from gifd_lite import experiments
-from gifd_lite.bench import bench
+from gifd_lite.bench import batched_restart_gradients, bench
 from gifd_lite.config import get_preset
 from gifd_lite.experiments import RunSpec
 
@@ -46,3 +46,25 @@ def test_bench_reports_ratios_against_the_plain_loop():
     assert rows["plain"] > 0
     for m in ("ig", "gifd"):
         assert rows[m] > 0 and rows[f"{m}_ratio"] == pytest.approx(rows[m] / rows["plain"])
+    assert rows["restarts"] == 4 and rows["batched_4"] > 0
+    assert rows["batched_speedup_vs_sequential"] == pytest.approx(4 * rows["plain"] / rows["batched_4"])
+
+
+def test_batched_restarts_give_each_restarts_own_gradient():
+    import torch
+
+    from gifd_lite.attacks.core import GradientTarget, model_gradients
+    from gifd_lite.data import normalize
+    from gifd_lite.fl import fedsgd_gradients
+    from gifd_lite.models import build_model
+
+    model = build_model("convnet", seed=0).eval()
+    y = torch.tensor([3])
+    target = GradientTarget(model, fedsgd_gradients(model, normalize(torch.rand(1, 3, 32, 32)), y))
+    x = torch.rand(3, 1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    batched = batched_restart_gradients(model, target, y)(x)
+    for r in range(3):
+        xr = x[r].clone().requires_grad_(True)
+        (one,) = torch.autograd.grad(target.cosine(model_gradients(model, normalize(xr), y, params=target.params)), [xr])
+        assert torch.allclose(batched[r], one, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(batched[0], batched[1])

@@ -120,6 +120,24 @@ def test_search_stage_again_starts_where_the_run_left_off(setting):
         search_stage_again(model, update.tensors, y, G, first, 0, 4, 0.1, radius=None)
 
 
+def test_radius_sweep_searches_the_deep_stage_from_one_shared_start(setting):
+    """Every radius starts from the same prefix run; radius 0 keeps its image, no ball matches at least as well."""
+    from dataclasses import replace
+
+    from gifd_lite.attacks.gifd import radius_sweep
+
+    G, model, x, y, update = setting
+    config = replace(get_preset("smoke").gifd, stages=(0, 1, 2), iterations=(6, 6, 6), lr=(0.1,) * 3,
+                     radius=(None, 0.3, 0.3), restarts=1)
+    first, results = radius_sweep(model, update.tensors, y, update.threat_model, G, config, 2, [0.0, None], seed=1)
+    assert [st["k"] for st in first.history.extra["stages"]] == [0, 1]          # the prefix stops before stage 2
+    frozen, free = results
+    assert torch.allclose(frozen.images, first.history.extra["stages"][-1]["images"], atol=1e-5)
+    assert free.loss <= frozen.loss + 1e-6
+    with pytest.raises(Exception, match="deep_stage"):
+        radius_sweep(model, update.tensors, y, update.threat_model, G, config, 0, [None])
+
+
 def test_kl_is_zero_for_standard_normal_moments():
     z = torch.randn(4, 100000, generator=torch.Generator().manual_seed(0))
     assert float(kl_to_standard_normal(z)) < 1e-3

@@ -7,7 +7,7 @@ Tables (each run is one record appended to docs/results/runs/gifd_<table>.jsonl,
             test images 5, 1005, ..., one budget for all (GIFD's total iterations; IG's is raised to it)
   batch4    the same at batch size 4 (distinct labels, matched by assignment)
   defenses  the same at batch 1 under Gaussian noise σ=0.01 and under top-10% compression
-  l1        the l1-ball radius sweep of GIFD in harder settings (batch 8, trained model, FedAvg, last stage)
+(the l1-ball study is tools/measure_l1_ball.py)
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 from gifd_lite import reproduce  # noqa: E402
 from gifd_lite.config import get_preset  # noqa: E402
 from gifd_lite.experiments import RunSpec, read_records, sweep  # noqa: E402
+from gifd_lite.runtime import set_threads  # noqa: E402
 
 METHODS = ("ig", "ggl", "gias", "gifd")
-RADII = (None, 1.0, 0.3, 0.1, 0.03)
 
 
 def budget() -> int:
@@ -36,12 +36,6 @@ def budget() -> int:
 def equal_budget(method: str) -> dict:
     """IG gets as many iterations as GIFD uses in all; the laptop preset already gives GGL and GIAS that many."""
     return {"ig": {"iterations": budget(), "restarts": 1}} if method == "ig" else {}
-
-
-def radius_override(r, stages=None) -> dict:
-    cfg = get_preset("laptop").gifd
-    n = len(stages or cfg.stages)
-    return {"radius": [None] + [r] * (n - 1)}
 
 
 def specs_for(table: str, images: int) -> list[RunSpec]:
@@ -55,19 +49,6 @@ def specs_for(table: str, images: int) -> list[RunSpec]:
         for defense, param in (("noise", 0.01), ("compression", 0.1)):
             out += [RunSpec(m, index=i, defense=defense, defense_param=param, overrides=equal_budget(m),
                             tag=f"{m} {defense}={param}") for i in indices for m in METHODS]
-        return out
-    if table == "l1":
-        settings = {
-            "batch 8": dict(batch_size=8),
-            "trained convnet": dict(model="convnet", trained_model=True),
-            "FedAvg 5 steps": dict(fedavg_steps=5, fedavg_lr=0.1),
-            "noise σ=0.01": dict(defense="noise", defense_param=0.01),
-        }
-        out = []
-        for name, kw in settings.items():
-            for r in RADII:
-                out += [RunSpec("gifd", index=i, overrides={"gifd": radius_override(r)}, tag=f"{name} | radius={r}", **kw)
-                        for i in indices]
         return out
     raise SystemExit(f"unknown table {table!r}")
 
@@ -117,11 +98,12 @@ def _indices(records):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--table", required=True, choices=["main", "batch4", "defenses", "l1"])
+    parser.add_argument("--table", required=True, choices=["main", "batch4", "defenses"])
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--out", default=str(ROOT / "docs" / "results"))
     parser.add_argument("--report", action="store_true", help="only rewrite the table from the records so far")
     args = parser.parse_args()
+    set_threads()  # GIFD_THREADS; the thread count is stored in each record
     out = Path(args.out)
     runs = out / "runs" / f"gifd_{args.table}.jsonl"
 

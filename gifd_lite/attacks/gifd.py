@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -30,7 +31,7 @@ from ..gan.generator import Generator
 from .core import History, Reconstruction, snapshot_steps
 from .generative import optimise_stage, prepare, render, sphere
 
-__all__ = ["gifd"]
+__all__ = ["gifd", "search_stage_again", "radius_sweep"]
 
 
 def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, threat_model: ThreatModel,
@@ -128,3 +129,22 @@ def search_stage_again(model: nn.Module, update: list[torch.Tensor], labels: tor
     start = G.advance(before["k"], before["features"].to(device), code, k).detach()
     return optimise_stage(model, target, G, k, start, code, labels, iterations, lr, radius=radius,
                           tv_weight=tv_weight, desc=f"stage {G.STAGES[k]}, radius {radius}")
+
+
+def radius_sweep(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, threat_model: ThreatModel,
+                 G: Generator, config: GIFDConfig, deep_stage: int, radii, seed: int = 0,
+                 class_code: torch.Tensor | None = None) -> tuple[Reconstruction, list]:
+    """Notebook 06's l1-ball ablation with only the radius varying.
+
+    GIFD runs its stages before ``deep_stage`` once (``config``'s radii, restarts and steps); then ``deep_stage``
+    is searched again from that shared start once per radius ρ in ``radii`` (``None``: no ball), with the
+    steps and learning rate ``config`` gives it. Returns the shared run and one StageResult per radius.
+    """
+    if deep_stage not in config.stages or deep_stage == 0:
+        raise GifdError(f"deep_stage must be one of the config's feature stages {list(config.stages[1:])}")
+    keep = [i for i, k in enumerate(config.stages) if k < deep_stage]
+    prefix = replace(config, **{f: tuple(getattr(config, f)[i] for i in keep) for f in ("stages", "iterations", "lr", "radius")})
+    first = gifd(model, update, labels, threat_model, G, prefix, class_code=class_code, seed=seed)
+    d = config.stages.index(deep_stage)
+    return first, [search_stage_again(model, update, first.labels, G, first, deep_stage, config.iterations[d],
+                                      config.lr[d], radius=rho, tv_weight=config.tv_weight) for rho in radii]
