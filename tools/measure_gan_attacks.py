@@ -38,16 +38,17 @@ def equal_budget(method: str) -> dict:
     return {"ig": {"iterations": budget(), "restarts": 1}} if method == "ig" else {}
 
 
-def specs_for(table: str, images: int) -> list[RunSpec]:
+def specs_for(table: str, images: int, model: str = "resnet18") -> list[RunSpec]:
     indices = [5 + 1000 * i for i in range(images)]
     if table == "main":
-        return [RunSpec(m, index=i, overrides=equal_budget(m), tag=m) for i in indices for m in METHODS]
+        return [RunSpec(m, index=i, model=model, overrides=equal_budget(m), tag=m) for i in indices for m in METHODS]
     if table == "batch4":
-        return [RunSpec(m, index=i, batch_size=4, overrides=equal_budget(m), tag=m) for i in indices for m in METHODS]
+        return [RunSpec(m, index=i, model=model, batch_size=4, overrides=equal_budget(m), tag=m)
+                for i in indices for m in METHODS]
     if table == "defenses":
         out = []
         for defense, param in (("noise", 0.01), ("compression", 0.1)):
-            out += [RunSpec(m, index=i, defense=defense, defense_param=param, overrides=equal_budget(m),
+            out += [RunSpec(m, index=i, model=model, defense=defense, defense_param=param, overrides=equal_budget(m),
                             tag=f"{m} {defense}={param}") for i in indices for m in METHODS]
         return out
     raise SystemExit(f"unknown table {table!r}")
@@ -86,10 +87,36 @@ def write_markdown(table: str, rows: list[dict], records: list[dict], path: Path
         by[r["spec"]["tag"]][r["spec"]["index"]] = r["psnr"]
     for tag, vals in by.items():
         lines.append(f"| {tag} | " + " | ".join(f"{vals[i]:.1f}" if i in vals else "" for i in _indices(records)) + " |")
+    lines += stage_lines(records)
     if records:
         r0 = records[0]
-        lines += ["", f"gifd_lite {r0['version']}, torch {r0['torch']}, on this project's 2-core CPU (no GPU)."]
+        threads = defaultdict(int)
+        for r in records:
+            threads[r.get("threads", "not recorded (torch's default: 2)")] += 1
+        lines += ["", f"gifd_lite {r0['version']}, torch {r0['torch']}, on this project's 2-core CPU (no GPU); torch threads "
+                      "per run: " + ", ".join(f"{k} ({v} runs)" for k, v in threads.items()) + ". The thread count changes "
+                      "floating-point summation order, and these optimisations are chaotic, so a rerun with another "
+                      "count gives different per-image numbers."]
     path.write_text("\n".join(lines) + "\n")
+
+
+def stage_lines(records: list[dict]) -> list[str]:
+    """GIFD per stage (the paper's 'deeper stages help up to a point'): PSNR and gradient loss of each stage's best
+    restart, and how often the lowest-loss stage (GIFD's choice) is also the stage with the highest PSNR."""
+    out = []
+    for tag in sorted({r["spec"]["tag"] for r in records if r["method"] == "gifd"}):
+        recs = [r for r in records if r["spec"]["tag"] == tag and r.get("stages")]
+        if not recs:
+            continue
+        names = [st["stage"] for st in recs[0]["stages"]]
+        out += ["", f"GIFD per stage (`{tag}`, n = {len(recs)}; each stage's best restart):", "",
+                "| stage | PSNR (dB) | gradient loss |", "|---|---|---|"]
+        for j, name in enumerate(names):
+            out.append(f"| {name} | {fmt(reproduce.mean_ci([r['stages'][j]['psnr'] for r in recs]))} | "
+                       f"{fmt(reproduce.mean_ci([r['stages'][j]['gradient_loss'] for r in recs]), 4)} |")
+        agree = sum(max(r["stages"], key=lambda st: st["psnr"])["stage"] == r["best_layer"] for r in recs)
+        out += ["", f"The lowest-loss stage was also the highest-PSNR stage in {agree} of {len(recs)} runs."]
+    return out
 
 
 def _indices(records):
@@ -100,25 +127,29 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--table", required=True, choices=["main", "batch4", "defenses"])
     parser.add_argument("--images", type=int, default=10)
+    parser.add_argument("--model", default="resnet18", choices=["convnet", "resnet18"],
+                        help="the FL model (issue 4 asks for resnet18; convnet is 10x cheaper here)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "results"))
     parser.add_argument("--report", action="store_true", help="only rewrite the table from the records so far")
     args = parser.parse_args()
     set_threads()  # GIFD_THREADS; the thread count is stored in each record
     out = Path(args.out)
-    runs = out / "runs" / f"gifd_{args.table}.jsonl"
+    name = f"gifd_{args.table}" + ("" if args.model == "resnet18" else f"_{args.model}")
+    runs = out / "runs" / f"{name}.jsonl"
 
     def show(r):
         print(f"{r['spec']['tag']:32s} image {r['spec']['index']:5d}  {r['psnr']:6.2f} dB  {r['seconds']:7.1f} s"
               f"  {r.get('best_layer') or ''}", flush=True)
 
-    specs = specs_for(args.table, args.images)
+    specs = specs_for(args.table, args.images, args.model)
     if not args.report:
         sweep(specs, runs, on_record=show)
     wanted = {s.key() for s in specs}
     records = [r for r in read_records(runs) if RunSpec.of(r).key() in wanted]
-    command = f"GIFD_DATA=../shared/data .venv/bin/python tools/measure_gan_attacks.py --table {args.table} --images {args.images}"
-    write_markdown(args.table, summarise(records), records, out / f"gifd_{args.table}.md", command)
-    print(f"wrote {out / f'gifd_{args.table}.md'} ({len(records)} runs)")
+    command = f"GIFD_DATA=../shared/data .venv/bin/python tools/measure_gan_attacks.py --table {args.table} --images {args.images}" + \
+        ("" if args.model == "resnet18" else f" --model {args.model}")
+    write_markdown(f"{args.table} ({args.model})", summarise(records), records, out / f"{name}.md", command)
+    print(f"wrote {out / f'{name}.md'} ({len(records)} runs)")
 
 
 if __name__ == "__main__":
