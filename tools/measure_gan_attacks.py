@@ -131,6 +131,8 @@ def main():
                         help="the FL model (issue 4 asks for resnet18; convnet is 10x cheaper here)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "results"))
     parser.add_argument("--report", action="store_true", help="only rewrite the table from the records so far")
+    parser.add_argument("--only", type=int, nargs="*", help="run only these test indices (e.g. a second worker "
+                        "with its own --out; append its records to the main file afterwards)")
     args = parser.parse_args()
     set_threads()  # GIFD_THREADS; the thread count is stored in each record
     out = Path(args.out)
@@ -143,7 +145,7 @@ def main():
 
     specs = specs_for(args.table, args.images, args.model)
     if not args.report:
-        sweep(specs, runs, on_record=show)
+        sweep([s for s in specs if args.only is None or s.index in args.only], runs, on_record=show)
     wanted = {s.key() for s in specs}
     records = [r for r in read_records(runs) if RunSpec.of(r).key() in wanted]
     command = f"GIFD_DATA=../shared/data .venv/bin/python tools/measure_gan_attacks.py --table {args.table} --images {args.images}" + \
