@@ -90,3 +90,13 @@ def test_soteria_and_adaptive_flags_reach_the_threat_model(tmp_path):
     assert code == 0
     tm = json.loads((tmp_path / "metrics.json").read_text())["threat_model"]
     assert tm["defense"] == "soteria" and tm["defense_param"] == 0.4 and tm["adaptive"] is True
+
+
+@pytest.mark.parametrize("args, message", [
+    (["bench", "--restarts", "0"], "--restarts"),
+    (["bench", "--iterations", "2"], "--iterations"),
+])
+def test_bench_rejects_bad_numbers_in_one_line(args, message):
+    result = _run(*args)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]
