@@ -87,6 +87,7 @@ def write_markdown(table: str, rows: list[dict], records: list[dict], path: Path
         by[r["spec"]["tag"]][r["spec"]["index"]] = r["psnr"]
     for tag, vals in by.items():
         lines.append(f"| {tag} | " + " | ".join(f"{vals[i]:.1f}" if i in vals else "" for i in _indices(records)) + " |")
+    lines += paired_lines(records)
     lines += stage_lines(records)
     if records:
         r0 = records[0]
@@ -98,6 +99,28 @@ def write_markdown(table: str, rows: list[dict], records: list[dict], path: Path
                       "floating-point summation order, and these optimisations are chaotic, so a rerun with another "
                       "count gives different per-image numbers."]
     path.write_text("\n".join(lines) + "\n")
+
+
+def paired_lines(records: list[dict]) -> list[str]:
+    """GIFD minus each other method on the same image (paired), per setting: mean ± 95% CI and wins."""
+    by = defaultdict(dict)
+    for r in records:
+        by[r["spec"]["tag"]][r["spec"]["index"]] = r["psnr"]
+    out = []
+    for tag in sorted(t for t in by if t.split()[0] == "gifd"):
+        suffix = tag[len("gifd"):]
+        for other in METHODS[:-1]:
+            theirs = by.get(other + suffix, {})
+            common = sorted(set(by[tag]) & set(theirs))
+            if len(common) < 2:
+                continue
+            if not out:
+                out += ["", "GIFD minus each other attack on the same images (paired PSNR difference, dB):", "",
+                        "| GIFD vs | n | mean difference | GIFD higher on |", "|---|---|---|---|"]
+            diffs = [by[tag][i] - theirs[i] for i in common]
+            out.append(f"| {other + suffix} | {len(common)} | {fmt(reproduce.mean_ci(diffs))} | "
+                       f"{sum(d > 0 for d in diffs)} of {len(common)} |")
+    return out
 
 
 def stage_lines(records: list[dict]) -> list[str]:
