@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import ImageSet, normalize
+from .errors import GifdError
 from .runtime import progress
 
 __all__ = ["train_classifier", "accuracy"]
@@ -27,12 +28,13 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 def train_classifier(model: nn.Module, dataset: ImageSet, steps: int, batch_size: int = 128, lr: float = 0.05,
                      seed: int = 0, augment: bool = True, show_progress: bool = True, defense: str = "none",
-                     defense_param: float | None = None) -> list[float]:
+                     defense_param: float | None = None, soteria_every: int = 20) -> list[float]:
     """Train ``model`` in place for ``steps`` SGD steps; returns the loss per step.
 
     ``defense`` (notebook 08: what a defense costs in accuracy) transforms every step's gradient as a client
-    would transform its update (:func:`gifd_lite.fl.apply_defense`); Soteria's mask is computed on the first
-    2 images of each batch, to keep its Jacobian (features × images × pixels) small.
+    would transform its update (:func:`gifd_lite.fl.apply_defense`). Soteria's mask needs one backward pass per
+    feature (about 16 s for the ConvNet on one CPU core), so it is computed on the first 2 images of a batch and
+    refreshed every ``soteria_every`` steps; in between the last mask is reused.
     """
     from .fl import DEFAULT_DEFENSE_PARAM, _last_linear_weight_index, apply_defense, soteria_mask
 
@@ -42,7 +44,9 @@ def train_classifier(model: nn.Module, dataset: ImageSet, steps: int, batch_size
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.15)
     model.train()
     losses = []
-    for _ in progress(range(steps), desc="training", enabled=show_progress):
+    if soteria_every < 1:
+        raise GifdError("soteria_every must be a positive number of steps")
+    for step in progress(range(steps), desc="training", enabled=show_progress):
         idx = torch.randint(0, len(dataset), (batch_size,), generator=gen)
         x, y = dataset.tensors(idx.numpy())
         if augment:
@@ -56,7 +60,9 @@ def train_classifier(model: nn.Module, dataset: ImageSet, steps: int, batch_size
             if defense == "soteria":
                 param = DEFAULT_DEFENSE_PARAM["soteria"] if defense_param is None else defense_param
                 w = _last_linear_weight_index(model)
-                grads[w] = grads[w] * soteria_mask(model, normalize(x[:2].to(device)), param)[None, :].to(grads[w].dtype)
+                if step % soteria_every == 0:
+                    mask = soteria_mask(model, normalize(x[:2].to(device)), param)
+                grads[w] = grads[w] * mask[None, :].to(grads[w].dtype)
             for p, g in zip(params, grads):
                 p.grad = g
         opt.step()

@@ -125,3 +125,17 @@ def test_training_with_a_defense_transforms_each_step(defense, cifar_test):
     train_classifier(defended, cifar_test, 2, batch_size=8, show_progress=False, defense=defense)
     a, b = (torch.cat([p.detach().flatten() for p in m.parameters()]) for m in (plain, defended))
     assert torch.isfinite(b).all() and not torch.allclose(a, b)
+
+
+def test_training_with_soteria_refreshes_its_mask_every_k_steps(cifar_test, monkeypatch):
+    from gifd_lite import training
+
+    calls = []
+    real = fl.soteria_mask
+    monkeypatch.setattr(fl, "soteria_mask", lambda *a, **k: calls.append(1) or real(*a, **k))
+    training.train_classifier(models.build_model("convnet", seed=0), cifar_test, 5, batch_size=4,
+                              show_progress=False, defense="soteria", soteria_every=2)
+    assert len(calls) == 3          # steps 0, 2 and 4
+    with pytest.raises(GifdError, match="soteria_every"):
+        training.train_classifier(models.build_model("convnet", seed=0), cifar_test, 1, defense="soteria",
+                                  show_progress=False, soteria_every=0)

@@ -46,11 +46,10 @@ def specs_for(table: str, images: int, model: str = "resnet18") -> list[RunSpec]
         return [RunSpec(m, index=i, model=model, batch_size=4, overrides=equal_budget(m), tag=m)
                 for i in indices for m in METHODS]
     if table == "defenses":
-        out = []
-        for defense, param in (("noise", 0.01), ("compression", 0.1)):
-            out += [RunSpec(m, index=i, model=model, defense=defense, defense_param=param, overrides=equal_budget(m),
-                            tag=f"{m} {defense}={param}") for i in indices for m in METHODS]
-        return out
+        # image by image, so a sweep stopped early still has both defenses on the same images
+        return [RunSpec(m, index=i, model=model, defense=defense, defense_param=param, overrides=equal_budget(m),
+                        tag=f"{m} {defense}={param}")
+                for i in indices for defense, param in (("noise", 0.01), ("compression", 0.1)) for m in METHODS]
     raise SystemExit(f"unknown table {table!r}")
 
 
