@@ -92,10 +92,10 @@ def bench(model_name: str = "resnet18", iterations: int = 30, batch_size: int = 
     grads = fedsgd_gradients(model, normalize(x), y)
     rows = {"model": model_name, "batch_size": batch_size, "iterations": iterations,
             "threads": torch.get_num_threads(), "device": str(device)}
-    plain = plain_matching_seconds(model, GradientTarget(model, grads), y, tuple(x.shape), iterations, seed)
+    target = GradientTarget(model, grads)
+    plain = plain_matching_seconds(model, target, y, tuple(x.shape), iterations, seed)
     rows["plain"] = plain
     if restarts > 1:
-        target = GradientTarget(model, grads)
         one = batched_restarts_seconds(model, target, y, tuple(x.shape), 1, iterations, seed)
         many = batched_restarts_seconds(model, target, y, tuple(x.shape), restarts, iterations, seed)
         rows.update({"restarts": restarts, "batched_1": one, f"batched_{restarts}": many,
