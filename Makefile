@@ -19,7 +19,7 @@ course: setup
 	MPLBACKEND=Agg $(PY) -m gifd_lite course --preset $(PRESET)
 
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider tests --nbval-lax notebooks
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15 tests --nbval-lax notebooks
 
 clean:
 	rm -rf runs .pytest_cache

@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--preset", default="laptop", choices=list(PRESETS))
     r.add_argument("--images", type=int, help="victim images per cell (default: the preset's n_images)")
     r.add_argument("--seeds", type=int, default=1)
+    r.add_argument("--model", default="resnet18", choices=MODEL_NAMES, help="the FL model attacked (default resnet18)")
     r.add_argument("--backend", default="local", choices=["local", "dask"])
     r.add_argument("--scheduler", help="a Dask scheduler address; without it a local cluster is started")
     r.add_argument("--workers", type=int, default=2, help="workers of the local Dask cluster (one thread each)")
@@ -384,19 +385,28 @@ def cmd_bench(args) -> dict:
 
 
 def cmd_reproduce(args) -> dict:
-    from .reproduce import run_table, summarise, table_specs, write_table
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .config import get_preset
+    from .reproduce import plot_table, run_table, summarise, table_specs, write_table
     from .runtime import set_threads
 
     set_threads()
-    specs = table_specs(args.table, args.preset, args.images, args.seeds)
+    specs = table_specs(args.table, args.preset, args.images, args.seeds, args.model)
     out = Path(args.out or Path("runs") / "reproduce" / args.preset)
     records = run_table(specs, out / f"{args.table}.jsonl", backend=args.backend, scheduler=args.scheduler,
                         workers=args.workers)
     rows = summarise(records)
-    command = (f"python -m gifd_lite reproduce --table {args.table} --preset {args.preset} --images "
-               f"{len({s.index for s in specs})} --seeds {args.seeds}")
+    images = args.images or get_preset(args.preset).n_images
+    command = (f"python -m gifd_lite reproduce --table {args.table} --preset {args.preset} --images {images} "
+               f"--seeds {args.seeds} --model {args.model}")
     md, csv_path = write_table(args.table, rows, out, command)
-    return {"table": args.table, "runs": len(records), "markdown": str(md), "csv": str(csv_path),
+    figure = out / f"{args.table}.png"
+    plt.close(plot_table(args.table, rows, figure, title=f"table {args.table} ({args.preset}, {args.model})"))
+    return {"table": args.table, "runs": len(records), "markdown": str(md), "csv": str(csv_path), "figure": str(figure),
             "psnr": {r["cell"]: round(r["psnr"][0], 3) for r in rows}}
 
 

@@ -23,6 +23,14 @@ def test_tables_have_the_expected_cells():
         reproduce.table_specs("nope", "smoke")
 
 
+def test_tables_attack_the_model_asked_for():
+    assert {s.model for s in reproduce.table_specs("main", "smoke", images=1)} == {"resnet18"}
+    convnet = reproduce.table_specs("defenses", "smoke", images=1, model="convnet")
+    assert {s.model for s in convnet} == {"convnet"}
+    resnet = reproduce.table_specs("defenses", "smoke", images=1)
+    assert [s.tag for s in convnet] == [s.tag for s in resnet]          # only the model differs
+
+
 def test_mean_ci_matches_the_t_interval():
     m, h = reproduce.mean_ci([1.0, 2.0, 3.0, 4.0])
     assert m == 2.5 and h == pytest.approx(2.0540, abs=1e-3)     # t_{0.975,3} * s / sqrt(4) = 3.182 * 1.291 / 2
@@ -48,11 +56,15 @@ def test_interrupted_sweep_resumes_without_redoing_runs(tmp_path):
 
 
 def test_cli_writes_markdown_and_csv(tmp_path, capsys):
-    code = main(["reproduce", "--table", "stages", "--preset", "smoke", "--images", "1", "--out", str(tmp_path)])
+    code = main(["reproduce", "--table", "stages", "--preset", "smoke", "--images", "1", "--model", "convnet",
+                 "--out", str(tmp_path)])
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["runs"] == 5 and (tmp_path / "stages.md").exists() and (tmp_path / "stages.csv").exists()
     assert "Regenerate: `python -m gifd_lite reproduce --table stages" in (tmp_path / "stages.md").read_text()
+    text = (tmp_path / "stages.md").read_text()
+    assert "--model convnet" in text and "GIFD per stage" in text and (tmp_path / "stages.png").stat().st_size > 0
+    assert {json.loads(line)["model"] for line in (tmp_path / "stages.jsonl").read_text().splitlines()} == {"convnet"}
 
 
 def test_dask_backend_gives_the_same_records_as_local(tmp_path):
@@ -69,3 +81,17 @@ def test_dask_backend_gives_the_same_records_as_local(tmp_path):
         assert a["key"] == b["key"]
         for key in ("psnr", "ssim", "gradient_loss"):
             assert abs(a[key] - b[key]) <= 1e-4, (a["method"], key, a[key], b[key])
+
+
+def test_oracle_agreement_of_a_label_mapping():
+    def record(true_labels, chosen):
+        return {"spec": {"tag": "gifd | mapping=gradient", "scenario": "ood-disjoint", "prior": None},
+                "true_labels": true_labels, "label_mapping": {"gan_classes": chosen}, "psnr": 20.0, "ssim": 0.5,
+                "lpips": None, "seconds": 1.0, "seconds_per_iteration": 0.1}
+
+    # ood-disjoint: FL labels 0..4 = dog, frog, horse, ship, truck; the oracle maps them to cat, bird, deer,
+    # airplane, automobile = GAN classes 3, 2, 4, 0, 1 of the cifar10-5 prior
+    assert reproduce._agrees_with_oracle(record([0, 1, 2, 3, 4], [3, 2, 4, 0, 1]))
+    assert not reproduce._agrees_with_oracle(record([0], [0]))
+    rows = reproduce.summarise([record([0], [3]), record([3], [0]), record([4], [3])])
+    assert rows[0]["oracle_agreement"] == (2, 3)
