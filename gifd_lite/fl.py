@@ -21,7 +21,7 @@ from torch import nn
 from .errors import GifdError
 
 __all__ = ["ThreatModel", "ClientUpdate", "fedsgd_gradients", "fedavg_update", "apply_defense", "DEFENSES",
-           "client_update", "soteria_mask", "attacker_mirror"]
+           "client_update", "soteria_mask", "attacker_mirror", "noise_snr"]
 
 DEFENSES = ("none", "noise", "clipping", "compression", "soteria")
 DEFAULT_DEFENSE_PARAM = {"none": 0.0, "noise": 0.01, "clipping": 1.0, "compression": 0.1, "soteria": 0.4}
@@ -197,3 +197,15 @@ def attacker_mirror(model: nn.Module, tensors: list[torch.Tensor], threat_model:
     masks = [torch.ones_like(t, dtype=torch.bool) for t in tensors]
     masks[index] = (tensors[index] != 0).any(0, keepdim=True).expand_as(tensors[index])
     return torch.cat([m.flatten() for m in masks]).float(), None
+
+
+def noise_snr(tensors: list[torch.Tensor], sigma: float) -> tuple[float, list[float]]:
+    """How much of a noised update is signal (notebook 08): the energy ratio ||g||² / E||n||² = ||g||² / (σ² N),
+    over the whole update and per layer (||g_l||² / (σ² n_l)). Below 1 a layer is mostly noise; an attack can
+    only use the layers (and directions) where the ratio is well above 1.
+    """
+    if sigma <= 0:
+        raise GifdError("the noise σ must be positive")
+    per_layer = [float((t.double() ** 2).sum()) / (sigma ** 2 * t.numel()) for t in tensors]
+    total = sum(float((t.double() ** 2).sum()) for t in tensors) / (sigma ** 2 * sum(t.numel() for t in tensors))
+    return total, per_layer

@@ -139,3 +139,17 @@ def test_training_with_soteria_refreshes_its_mask_every_k_steps(cifar_test, monk
     with pytest.raises(GifdError, match="soteria_every"):
         training.train_classifier(models.build_model("convnet", seed=0), cifar_test, 1, defense="soteria",
                                   show_progress=False, soteria_every=0)
+
+
+def test_noise_snr_is_the_energy_ratio():
+    from gifd_lite.fl import noise_snr
+
+    total, per_layer = noise_snr([torch.ones(4), torch.full((2, 2), 3.0)], sigma=1.0)
+    assert per_layer == [1.0, 9.0] and total == pytest.approx((4 + 36) / 8)
+    # empirically: the clean energy over the energy the noise added
+    g = [torch.randn(1000) * 0.05]
+    noised = fl.apply_defense(g, "noise", 0.1, generator=torch.Generator().manual_seed(0))
+    added = float(((noised[0] - g[0]) ** 2).sum())
+    assert noise_snr(g, 0.1)[0] == pytest.approx(float((g[0] ** 2).sum()) / added, rel=0.15)
+    with pytest.raises(GifdError):
+        noise_snr(g, 0.0)
