@@ -20,7 +20,8 @@ from .config import get_preset
 from .errors import GifdError
 from .experiments import RunSpec, read_records, run_spec
 
-__all__ = ["TABLES", "table_specs", "run_table", "summarise", "write_table", "plot_table", "mean_ci"]
+__all__ = ["TABLES", "table_specs", "run_table", "summarise", "paired_differences", "write_table", "plot_table",
+           "mean_ci"]
 
 METHODS = ("ig", "ggl", "gias", "gifd")
 
@@ -242,6 +243,42 @@ def _agrees_with_oracle(record: dict) -> bool:
     return record["label_mapping"]["gan_classes"] == oracle
 
 
+def _reference(table: str, cell: str, cells: list[str]) -> str:
+    """The cell another cell is compared with, image by image: GIFD in the same setting (``method | setting``
+    tags), no mapping (label_mapping), no ball (radius), or all stages (stages)."""
+    if table == "label_mapping":
+        return "gifd | mapping=none"
+    if table == "radius":
+        return "gifd | radius=None"
+    if table == "stages":
+        return cells[-1]
+    return f"gifd | {cell.split(' | ', 1)[1]}" if " | " in cell else "gifd"
+
+
+def paired_differences(table: str, records: list[dict]) -> list[dict]:
+    """PSNR of each cell minus its reference cell's on the same image and seed: mean ± 95% CI, and on how many
+    of the pairs the cell was higher. Paired differences remove the image-to-image spread that makes the
+    per-cell intervals wide."""
+    by_cell = defaultdict(dict)
+    for r in records:
+        by_cell[r["spec"]["tag"]][(r["spec"]["index"], r["spec"]["seed"])] = r["psnr"]
+    cells = list(by_cell)
+    out = []
+    for cell in cells:
+        ref = _reference(table, cell, cells)
+        if ref == cell or ref not in by_cell:
+            continue
+        diffs = [by_cell[cell][k] - by_cell[ref][k] for k in by_cell[cell] if k in by_cell[ref]]
+        if diffs:
+            out.append({"cell": cell, "reference": ref, "n": len(diffs), "difference": mean_ci(diffs),
+                        "higher": sum(d > 0 for d in diffs)})
+    return out
+
+
+def _md(cell: str) -> str:
+    return cell.replace("|", "\\|")           # a cell name inside a markdown table
+
+
 def _fmt(v, digits=2):
     if v is None:
         return "n/a"
@@ -249,14 +286,16 @@ def _fmt(v, digits=2):
     return f"{m:.{digits}f} ± {h:.{digits}f}" if math.isfinite(h) else f"{m:.{digits}f}"
 
 
-def write_table(table: str, rows: list[dict], out_dir: str | Path, command: str) -> tuple[Path, Path]:
-    """``<table>.md`` (with the command that regenerates it) and ``<table>.csv`` in ``out_dir``."""
+def write_table(table: str, rows: list[dict], out_dir: str | Path, command: str,
+                records: list[dict] | None = None) -> tuple[Path, Path]:
+    """``<table>.md`` (with the command that regenerates it) and ``<table>.csv`` in ``out_dir``; with the
+    ``records``, the markdown also gets the paired differences (:func:`paired_differences`)."""
     out_dir = Path(out_dir)
     md, csv_path = out_dir / f"{table}.md", out_dir / f"{table}.csv"
     lines = [f"# Table `{table}`", "", f"Regenerate: `{command}`", "",
              "Mean ± half-width of the 95% t confidence interval over images and seeds (n runs per cell).", "",
              "| cell | n | PSNR (dB) | SSIM | LPIPS | s / run | best layers |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['cell']} | {r['n']} | {_fmt(r['psnr'])} | {_fmt(r['ssim'], 3)} | {_fmt(r['lpips'], 3)} | "
+    lines += [f"| {_md(r['cell'])} | {r['n']} | {_fmt(r['psnr'])} | {_fmt(r['ssim'], 3)} | {_fmt(r['lpips'], 3)} | "
               f"{_fmt(r['seconds'], 0)} | {r['best_layers']} |" for r in rows]
     staged = [r for r in rows if r["stages"]]
     if staged:
@@ -264,12 +303,19 @@ def write_table(table: str, rows: list[dict], out_dir: str | Path, command: str)
         lines += ["", "GIFD per stage: mean PSNR (dB) of the best restart at each stage; GIFD outputs the stage with "
                   "the lowest gradient loss.", "", "| cell | " + " | ".join(names) + " |",
                   "|---|" + "---|" * len(names)]
-        lines += [f"| {r['cell']} | " + " | ".join(_fmt(r["stages"].get(n)) for n in names) + " |" for r in staged]
+        lines += [f"| {_md(r['cell'])} | " + " | ".join(_fmt(r["stages"].get(n)) for n in names) + " |"
+                  for r in staged]
     mapped = [r for r in rows if r["oracle_agreement"]]
     if mapped:
         lines += ["", "Label mapping: runs whose chosen GAN class is the oracle's (semantically closest) class.", "",
                   "| cell | picked the oracle's class |", "|---|---|"]
-        lines += [f"| {r['cell']} | {r['oracle_agreement'][0]} of {r['oracle_agreement'][1]} |" for r in mapped]
+        lines += [f"| {_md(r['cell'])} | {r['oracle_agreement'][0]} of {r['oracle_agreement'][1]} |" for r in mapped]
+    paired = paired_differences(table, records) if records else []
+    if paired:
+        lines += ["", "Paired on the same images: PSNR of the cell minus PSNR of the reference cell (dB).", "",
+                  "| cell | minus | n | mean difference | cell higher on |", "|---|---|---|---|---|"]
+        lines += [f"| {_md(p['cell'])} | {_md(p['reference'])} | {p['n']} | {_fmt(p['difference'])} | "
+                  f"{p['higher']} of {p['n']} |" for p in paired]
     md.write_text("\n".join(lines) + "\n")
     with csv_path.open("w", newline="") as fh:
         w = csv.writer(fh)

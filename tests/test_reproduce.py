@@ -95,3 +95,17 @@ def test_oracle_agreement_of_a_label_mapping():
     assert not reproduce._agrees_with_oracle(record([0], [0]))
     rows = reproduce.summarise([record([0], [3]), record([3], [0]), record([4], [3])])
     assert rows[0]["oracle_agreement"] == (2, 3)
+
+
+def test_paired_differences_compare_each_cell_with_gifd_on_the_same_image():
+    def record(tag, index, psnr):
+        return {"spec": {"tag": tag, "index": index, "seed": 0}, "psnr": psnr}
+
+    records = [record("gifd | B=1", 5, 30.0), record("ig | B=1", 5, 25.0),
+               record("gifd | B=1", 1005, 20.0), record("ig | B=1", 1005, 21.0),
+               record("ig | B=4", 5, 18.0)]                    # no GIFD run at B=4: no pair
+    (row,) = reproduce.paired_differences("batch", records)
+    assert row["cell"] == "ig | B=1" and row["reference"] == "gifd | B=1" and row["n"] == 2
+    assert row["difference"][0] == pytest.approx(-2.0) and row["higher"] == 1
+    assert reproduce._reference("label_mapping", "gifd | mapping=soft", []) == "gifd | mapping=none"
+    assert reproduce._reference("main", "ggl", []) == "gifd"
