@@ -88,9 +88,11 @@ def _ood(preset, indices, seeds):
     disjoint = [RunSpec(m, index=i, preset=preset, seed=s, scenario="ood-disjoint", label_mapping="oracle",
                         overrides=_equal(m, preset), tag=f"{m} | ood-disjoint")
                 for s in seeds for i in indices for m in METHODS]
-    cross = [RunSpec(m, index=i % 5, preset=preset, seed=s, scenario="cross-domain", overrides=_equal(m, preset),
+    from .scenarios import CROSS_DOMAIN_IMAGES
+
+    cross = [RunSpec(m, index=i, preset=preset, seed=s, scenario="cross-domain", overrides=_equal(m, preset),
                      tag=f"{m} | cross-domain")
-             for s in seeds for i in range(min(5, len(indices))) for m in METHODS]
+             for s in seeds for i in range(min(len(CROSS_DOMAIN_IMAGES), len(indices))) for m in METHODS]
     return disjoint + cross
 
 

@@ -5,8 +5,9 @@
   the *other* five classes with their own labels 0–4 (dog, frog, horse, ship, truck) — out of distribution
   *and* label-inconsistent, so a label mapping (``gifd_lite.label_mapping``) must choose G's class;
 - ``cross-domain``: the prior ``cifar10`` attacks images that are not from CIFAR-10 at all: a user's own
-  photos (``--image``), or the photographs that ship with scikit-image (astronaut, cat, coffee, rocket,
-  motorcycle; bundled with the package, so they work offline, and well known from image-processing courses).
+  photos (``--image``), or the ten images that ship with scikit-image (astronaut, cat, coffee, rocket,
+  motorcycle, camera man, coins, Hubble deep field, immunohistochemistry, retina; bundled with the package, so
+  they work offline, and well known from image-processing courses).
   Their FL label (a CIFAR-10 class) is what the shipped CIFAR-10 classifier calls them: a person or a cup has
   no CIFAR-10 class, and this makes the choice reproducible.
 """
@@ -40,7 +41,10 @@ SCENARIOS = {
     "cross-domain": Scenario("cross-domain", CIFAR10_CLASSES, "cifar10",
                              "a CIFAR-10 task, but the client's images are photographs from elsewhere"),
 }
-CROSS_DOMAIN_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle")
+# the images scikit-image ships inside its wheel (no download): five everyday photographs, then five from other
+# domains (a grey-scale street scene and coins, a telescope, a microscope and a retina photograph)
+CROSS_DOMAIN_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle",
+                       "camera", "coins", "hubble_deep_field", "immunohistochemistry", "retina")
 
 
 def get_scenario(name: str) -> Scenario:
@@ -65,7 +69,8 @@ def cross_domain_set(labeller: torch.nn.Module | None = None) -> ImageSet:
     arrays = []
     for name in CROSS_DOMAIN_IMAGES:
         pixels = loaders[name]() if name in loaders else getattr(skdata, name)()
-        im = Image.fromarray(np.asarray(pixels)[..., :3]).convert("RGB")
+        pixels = np.asarray(pixels)
+        im = Image.fromarray(pixels if pixels.ndim == 2 else pixels[..., :3]).convert("RGB")   # grey -> RGB
         arrays.append(np.asarray(_center_square(im).resize((32, 32), Image.BICUBIC)))
     images = np.stack(arrays)
     if labeller is None:
