@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--defense", default="none", choices=list(DEFENSES))
     a.add_argument("--defense-param", type=float, help="noise σ, clipping bound, kept fraction, or Soteria's pruned fraction")
-    a.add_argument("--adaptive", action="store_true", help="the attacker mirrors the known defense on its dummy gradients")
+    a.add_argument("--adaptive", action="store_true",
+                   help="the attacker mirrors the known defense (and a FedAvg client's local steps) on its dummy data")
     a.add_argument("--fedavg-steps", type=int, default=0, help="0: FedSGD gradients; T ≥ 1: FedAvg update")
     a.add_argument("--fedavg-lr", type=float, default=0.1)
     a.add_argument("--bn-mode", default="eval", choices=["eval", "train"])

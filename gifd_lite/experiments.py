@@ -87,17 +87,13 @@ class Context:
         return self.get(("classifier",), lambda: load_classifier("classifier", device=self.device))
 
     def model(self, name: str, trained: bool, seed: int = 0, num_classes: int = 10):
-        from .gan import load_classifier
+        from .errors import GifdError
         from .models import build_model
 
         if trained:
             if name != "convnet":
-                from .errors import GifdError
-
                 raise GifdError("the shipped trained model is the convnet classifier")
             if num_classes != 10:
-                from .errors import GifdError
-
                 raise GifdError("the shipped trained model is a 10-class CIFAR-10 classifier")
             return self.judge()
         return build_model(name, num_classes=num_classes, seed=seed).to(self.device)

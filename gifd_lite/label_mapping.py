@@ -72,7 +72,7 @@ def _samples(G: Generator, c: int, count: int, seed: int) -> torch.Tensor:
 
 def _gradient_probe(G, model, update, labels, threat_model, samples, seed) -> tuple[list[int], list[list[float]]]:
     """Coordinate-wise: image i tries every GAN class, the others stay at the uniform mixture."""
-    from .attacks.core import GradientTarget, model_gradients
+    from .attacks.core import GradientTarget
 
     target = GradientTarget(model, update, threat_model)
     k, b = G.config.num_classes, len(labels)
@@ -89,7 +89,7 @@ def _gradient_probe(G, model, update, labels, threat_model, samples, seed) -> tu
             for z in zs:
                 with torch.no_grad():
                     x = to_unit(G(z, code)).clamp(0, 1)
-                grads = model_gradients(model, normalize(x), labels, create_graph=False, params=target.params)
+                grads = target.dummy_update(model, normalize(x), labels, create_graph=False)
                 losses.append(float(target.cosine(grads)))
             row.append(sum(losses) / len(losses))
         scores.append(row)

@@ -116,6 +116,30 @@ def test_adaptive_attacker_mirrors_compression_soteria_and_clipping():
     assert GradientTarget(model, update, noise).mask is None
 
 
+def test_adaptive_attacker_unrolls_a_fedavg_clients_local_steps():
+    from gifd_lite.attacks.core import GradientTarget
+
+    model = models.build_model("convnet", seed=0).eval()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    y = torch.tensor([4, 7])
+    tm = fl.ThreatModel("convnet", update="fedavg", fedavg_steps=5, fedavg_lr=0.1, batch_size=2, adaptive=True)
+    update = fl.client_update(model, x, y, tm).tensors
+    before = [p.detach().clone() for p in model.parameters()]
+    unrolled = GradientTarget(model, update, tm)
+    # with the client's own data, the unrolled dummy update is the client's update (and the model is untouched)
+    mine = unrolled.dummy_update(model, x, y)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(mine, update))
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert float(unrolled.cosine(mine)) < 1e-5
+    # the plain attacker compares one gradient with the 5-step update: a visible mismatch even at the truth
+    plain = GradientTarget(model, update, fl.ThreatModel("convnet", update="fedavg", fedavg_steps=5, fedavg_lr=0.1))
+    assert float(plain.cosine(plain.dummy_update(model, x, y))) > 1e-3
+    # differentiable in the data, as an attack needs
+    xd = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(unrolled.cosine(unrolled.dummy_update(model, xd, y)), xd)
+    assert torch.isfinite(g).all() and g.abs().sum() > 0
+
+
 @pytest.mark.parametrize("defense", ["compression", "soteria"])
 def test_training_with_a_defense_transforms_each_step(defense, cifar_test):
     from gifd_lite.training import train_classifier

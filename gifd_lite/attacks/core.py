@@ -25,7 +25,7 @@ from ..errors import GifdError
 from ..fl import ThreatModel
 
 __all__ = ["Reconstruction", "History", "GradientTarget", "total_variation", "Tracker", "run_restarts",
-           "model_gradients", "snapshot_steps"]
+           "model_gradients", "unrolled_update", "snapshot_steps"]
 
 
 @dataclass
@@ -64,7 +64,9 @@ class GradientTarget:
 
     With an adaptive threat model (notebook 08) the attacker's dummy gradients pass through the same known
     transform as the client's update before they are compared: a mask of the entries the defense zeroed
-    (compression, Soteria) and/or the clipping bound (clipping).
+    (compression, Soteria) and/or the clipping bound (clipping); and for a FedAvg client, whose local steps T
+    and learning rate η are part of the protocol, the dummy update is the unrolled θ_0 - θ_T of T SGD steps on
+    the dummy data (:func:`unrolled_update`) instead of one gradient.
     """
 
     def __init__(self, model: nn.Module, tensors: list[torch.Tensor], threat_model=None):
@@ -81,6 +83,17 @@ class GradientTarget:
             raise GifdError("the observed update contains NaN or infinite values")
         mask, self.clip = attacker_mirror(model, self.tensors, threat_model)
         self.mask = None if mask is None else mask.to(self.flat.device, self.flat.dtype)
+        unroll = threat_model is not None and threat_model.adaptive and threat_model.update == "fedavg"
+        self.unroll = (threat_model.fedavg_steps, threat_model.fedavg_lr) if unroll else None
+
+    def dummy_update(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                     create_graph: bool = True) -> list[torch.Tensor]:
+        """What the client would have sent for dummy data (x, y): its gradient, or, against a FedAvg client with
+        an adaptive attacker, the unrolled local update."""
+        if self.unroll is None:
+            return model_gradients(model, x, y, create_graph=create_graph, params=self.params)
+        steps, lr = self.unroll
+        return unrolled_update(model, x, y, steps, lr, create_graph=create_graph)
 
     def view(self, grads: list[torch.Tensor]) -> torch.Tensor:
         """The dummy gradients as the attacker compares them: flattened, then masked / clipped if adaptive."""
@@ -101,16 +114,40 @@ class GradientTarget:
         return 1 - (flat @ self.flat) / (flat.norm() * self.norm + 1e-12)
 
 
+def _cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean CE for hard labels (B,) or soft label distributions (B, K)."""
+    if y.dim() == 2:
+        return torch.mean(torch.sum(-y * F.log_softmax(logits, dim=-1), dim=-1))
+    return F.cross_entropy(logits, y)
+
+
 def model_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, create_graph: bool = True,
                     params: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
     """∇_θ CE(f_θ(x), y) for hard labels (B,) or soft label distributions (B, K), keeping the graph."""
     params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
-    logits = model(x)
-    if y.dim() == 2:
-        loss = torch.mean(torch.sum(-y * F.log_softmax(logits, dim=-1), dim=-1))
-    else:
-        loss = F.cross_entropy(logits, y)
-    return list(torch.autograd.grad(loss, params, create_graph=create_graph))
+    return list(torch.autograd.grad(_cross_entropy(model(x), y), params, create_graph=create_graph))
+
+
+def unrolled_update(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float,
+                    create_graph: bool = True) -> list[torch.Tensor]:
+    """A FedAvg client's update θ_0 - θ_T for data (x, y), differentiable in x (notebook 08):
+
+        θ_{t+1} = θ_t - η ∇_θ CE(f_{θ_t}(x), y),   t = 0 … T-1,
+
+    run functionally (``torch.func.functional_call``) so the model itself is not changed. One attack step
+    costs about T gradient steps.
+    """
+    from torch.func import functional_call
+
+    if steps < 1:
+        raise GifdError("FedAvg needs at least one local step")
+    names, start = zip(*[(n, p) for n, p in model.named_parameters() if p.requires_grad])
+    current = list(start)
+    for _ in range(steps):
+        logits = functional_call(model, dict(zip(names, current)), (x,), strict=False)
+        grads = torch.autograd.grad(_cross_entropy(logits, y), current, create_graph=create_graph)
+        current = [p - lr * g for p, g in zip(current, grads)]
+    return [p0 - pt for p0, pt in zip(start, current)]
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from ..config import DLGConfig
 from ..data import denormalize
 from ..fl import ThreatModel
 from ..runtime import progress
-from .core import GradientTarget, Reconstruction, Tracker, model_gradients, run_restarts, snapshot_steps
+from .core import GradientTarget, Reconstruction, Tracker, run_restarts, snapshot_steps
 
 __all__ = ["dlg"]
 LINE_SEARCH = "strong_wolfe"
@@ -52,7 +52,7 @@ def dlg(model: nn.Module, update: list[torch.Tensor], threat_model: ThreatModel,
         def closure() -> torch.Tensor:
             opt.zero_grad()
             y = torch.softmax(label_logits, -1) if joint else labels
-            loss = target.l2(model_gradients(model, x, y, params=target.params))
+            loss = target.l2(target.dummy_update(model, x, y))
             loss.backward()
             tracker.iterations += 1
             return loss

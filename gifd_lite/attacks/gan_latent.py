@@ -30,7 +30,7 @@ from ..errors import GifdError
 from ..fl import ThreatModel
 from ..gan.generator import Generator, to_unit
 from ..runtime import progress
-from .core import GradientTarget, History, Reconstruction, model_gradients, total_variation
+from .core import GradientTarget, History, Reconstruction, total_variation
 from .generative import matching_loss, optimise_stage, prepare, sphere
 
 __all__ = ["ggl", "gias", "kl_to_standard_normal"]
@@ -45,7 +45,7 @@ def kl_to_standard_normal(z: torch.Tensor) -> torch.Tensor:
 def _l2_fitness(model, target: GradientTarget, G: Generator, z: torch.Tensor, code, labels, kl_weight: float,
                 create_graph: bool) -> torch.Tensor:
     images = to_unit(G(z, code))
-    grads = model_gradients(model, normalize(images), labels, create_graph=create_graph, params=target.params)
+    grads = target.dummy_update(model, normalize(images), labels, create_graph=create_graph)
     return target.l2(grads) / target.norm**2 + kl_weight * kl_to_standard_normal(z)
 
 

@@ -20,7 +20,7 @@ import torch
 from ..data import normalize
 from ..gan.generator import Generator, to_unit
 from ..runtime import progress
-from .core import GradientTarget, model_gradients, total_variation
+from .core import GradientTarget, total_variation
 from .l1ball import project_l1_ball
 
 __all__ = ["StageResult", "optimise_stage", "render", "matching_loss", "sphere", "prepare"]
@@ -62,7 +62,7 @@ def render(G: Generator, k: int, h: torch.Tensor, code: torch.Tensor) -> torch.T
 def matching_loss(model, target: GradientTarget, images01: torch.Tensor, labels: torch.Tensor,
                   create_graph: bool = True) -> torch.Tensor:
     """Cosine gradient distance of images in [0, 1] (normalised for the FL model) to the observed update."""
-    grads = model_gradients(model, normalize(images01), labels, create_graph=create_graph, params=target.params)
+    grads = target.dummy_update(model, normalize(images01), labels, create_graph=create_graph)
     return target.cosine(grads)
 
 

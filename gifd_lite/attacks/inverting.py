@@ -19,7 +19,7 @@ from ..data import denormalize, normalize
 from ..errors import GifdError
 from ..fl import ThreatModel
 from ..runtime import progress
-from .core import (GradientTarget, Reconstruction, Tracker, model_gradients, run_restarts, snapshot_steps,
+from .core import (GradientTarget, Reconstruction, Tracker, run_restarts, snapshot_steps,
                    total_variation)
 
 __all__ = ["inverting_gradients"]
@@ -52,7 +52,7 @@ def inverting_gradients(model: nn.Module, update: list[torch.Tensor], labels: to
         opt = torch.optim.Adam([x], lr=config.lr)
         schedule = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.1)
         for step in progress(range(n), desc=f"IG restart {trial + 1}/{config.restarts}"):
-            grads = model_gradients(model, x, labels, params=target.params)
+            grads = target.dummy_update(model, x, labels)
             matching = target.cosine(grads) if config.distance == "cosine" else target.l2(grads)
             loss = matching + config.tv_weight * total_variation(x) if config.tv_weight else matching
             (x.grad,) = torch.autograd.grad(loss, [x])

@@ -18,12 +18,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..data import ImageSet, subset_classes  # noqa: F401  (subset_classes: re-exported for train-gan)
-from ..errors import GifdError
 from ..runtime import progress
 from .checkpoint import save_payload
 from .discriminator import Discriminator
