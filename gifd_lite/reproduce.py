@@ -46,8 +46,13 @@ def _batch(preset, indices, seeds):
 
 
 def _fedavg(preset, indices, seeds):
-    return [RunSpec(m, index=i, preset=preset, seed=s, fedavg_steps=t, overrides=_equal(m, preset), tag=f"{m} | T={t}")
-            for s in seeds for i in indices for t in (1, 5, 10) for m in ("ig", "gifd")]
+    """FedAvg updates of T local steps; the plain attacker treats the update as one gradient, the adaptive one
+    unrolls the T steps (T times the cost per iteration)."""
+    plain = [RunSpec(m, index=i, preset=preset, seed=s, fedavg_steps=t, overrides=_equal(m, preset), tag=f"{m} | T={t}")
+             for s in seeds for i in indices for t in (1, 5, 10) for m in ("ig", "gifd")]
+    unrolled = [RunSpec(m, index=i, preset=preset, seed=s, fedavg_steps=5, adaptive=True, overrides=_equal(m, preset),
+                        tag=f"{m} | T=5 unrolled") for s in seeds for i in indices for m in ("ig", "gifd")]
+    return plain + unrolled
 
 
 DEFENSE_STRENGTHS = {"noise": (0.001, 0.01), "clipping": (1.0, 0.1), "compression": (0.3, 0.1), "soteria": (0.2, 0.6)}
