@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -65,11 +66,23 @@ class Context:
 
         self.device = device if isinstance(device, torch.device) else resolve_device(device or "auto")
         self._cache: dict = {}
+        self._updates: OrderedDict = OrderedDict()
 
     def get(self, key, make):
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
+
+    def client_update(self, key: str, make) -> list[torch.Tensor]:
+        """The client's update for ``key``, computed once for the few most recent keys: the attacks of one
+        table row (IG, GGL, GIFD; plain and adaptive) see the same update, and Soteria's mask is costly."""
+        if key in self._updates:
+            self._updates.move_to_end(key)
+        else:
+            self._updates[key] = make()
+            while len(self._updates) > 4:
+                self._updates.popitem(last=False)
+        return [t.clone() for t in self._updates[key]]
 
     def dataset(self, scenario: str = "in-distribution", split: str = "test"):
         from .scenarios import task_dataset
@@ -112,7 +125,7 @@ def run_spec(spec: RunSpec, context: Context | None = None, with_lpips: bool = T
     """Run one spec and return its record: the spec, the scored metrics, time and versions."""
     from . import data, pipeline
     from .config import get_preset
-    from .fl import DEFAULT_DEFENSE_PARAM, ThreatModel
+    from .fl import DEFAULT_DEFENSE_PARAM, ClientUpdate, ThreatModel
     from .label_mapping import map_labels
     from .runtime import seed_everything
     from .scenarios import get_scenario
@@ -132,7 +145,10 @@ def run_spec(spec: RunSpec, context: Context | None = None, with_lpips: bool = T
     generative = spec.method in pipeline.GENERATIVE_METHODS
     generator = context.generator(spec.prior or scenario.prior) if generative else None
     t0 = time.perf_counter()
-    update = pipeline.observe(model, x, y, tm, seed=spec.seed)
+    # what the client sends depends on the client and the defense, not on what the attacker knows
+    client = {k: v for k, v in tm.as_dict().items() if k not in ("adaptive", "notes")}
+    key = json.dumps([spec.model, spec.trained_model, spec.scenario, indices, spec.seed, client], sort_keys=True)
+    update = ClientUpdate(context.client_update(key, lambda: pipeline.observe(model, x, y, tm, seed=spec.seed).tensors), tm)
     mapping = None
     if generative and (spec.label_mapping != "none" or scenario.name != "in-distribution"):
         judge = context.judge() if spec.label_mapping == "model" else None

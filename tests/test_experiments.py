@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from gifd_lite import experiments
 from gifd_lite.bench import batched_restart_gradients, bench
@@ -68,3 +69,22 @@ def test_batched_restarts_give_each_restarts_own_gradient():
         (one,) = torch.autograd.grad(target.cosine(model_gradients(model, normalize(xr), y, params=target.params)), [xr])
         assert torch.allclose(batched[r], one, atol=1e-5, rtol=1e-4)
     assert not torch.allclose(batched[0], batched[1])
+
+
+def test_context_computes_a_client_update_once_for_recent_keys():
+    from gifd_lite.experiments import Context
+
+    calls = []
+    context = Context("cpu")
+
+    def make():
+        calls.append(1)
+        return [torch.ones(2)]
+
+    first = context.client_update("client A", make)
+    first[0] += 1                                    # an attack that changes its copy changes nothing shared
+    assert context.client_update("client A", make)[0].tolist() == [1.0, 1.0] and len(calls) == 1
+    for other in range(4):                           # four newer clients push the oldest out
+        context.client_update(f"client {other}", make)
+    context.client_update("client A", make)
+    assert len(calls) == 6
