@@ -268,17 +268,28 @@ def paired_differences(table: str, records: list[dict]) -> list[dict]:
     per-cell intervals wide."""
     by_cell = defaultdict(dict)
     for r in records:
-        by_cell[r["spec"]["tag"]][(r["spec"]["index"], r["spec"]["seed"])] = r["psnr"]
+        by_cell[r["spec"]["tag"]][(r["spec"]["index"], r["spec"]["seed"])] = r
     cells = list(by_cell)
     out = []
     for cell in cells:
         ref = _reference(table, cell, cells)
         if ref == cell or ref not in by_cell:
             continue
-        diffs = [by_cell[cell][k] - by_cell[ref][k] for k in by_cell[cell] if k in by_cell[ref]]
-        if diffs:
-            out.append({"cell": cell, "reference": ref, "n": len(diffs), "difference": mean_ci(diffs),
-                        "higher": sum(d > 0 for d in diffs)})
+        pairs = [(by_cell[cell][k], by_cell[ref][k]) for k in by_cell[cell] if k in by_cell[ref]]
+        if not pairs:
+            continue
+        diffs = [a["psnr"] - b["psnr"] for a, b in pairs]
+        row = {"cell": cell, "reference": ref, "n": len(diffs), "difference": mean_ci(diffs),
+               "higher": sum(d > 0 for d in diffs), "stages": None}
+        stage_diffs = defaultdict(list)           # both GIFD: the same comparison at every stage
+        for a, b in pairs:
+            sa, sb = ({s["stage"]: s.get("psnr") for s in r.get("stages", [])} for r in (a, b))
+            for name in sa:
+                if sa[name] is not None and sb.get(name) is not None:
+                    stage_diffs[name].append(sa[name] - sb[name])
+        if stage_diffs and all(len(v) == len(pairs) for v in stage_diffs.values()):
+            row["stages"] = {name: mean_ci(v) for name, v in stage_diffs.items()}
+        out.append(row)
     return out
 
 
@@ -323,6 +334,13 @@ def write_table(table: str, rows: list[dict], out_dir: str | Path, command: str,
                   "| cell | minus | n | mean difference | cell higher on |", "|---|---|---|---|---|"]
         lines += [f"| {_md(p['cell'])} | {_md(p['reference'])} | {p['n']} | {_fmt(p['difference'])} | "
                   f"{p['higher']} of {p['n']} |" for p in paired]
+    staged_pairs = [p for p in paired if p["stages"]]
+    if staged_pairs:
+        names = list(dict.fromkeys(name for p in staged_pairs for name in p["stages"]))
+        lines += ["", "The same paired difference at every GIFD stage (each stage's best restart; dB):", "",
+                  "| cell | minus | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+        lines += [f"| {_md(p['cell'])} | {_md(p['reference'])} | " + " | ".join(_fmt(p["stages"].get(n)) for n in names)
+                  + " |" for p in staged_pairs]
     md.write_text("\n".join(lines) + "\n")
     with csv_path.open("w", newline="") as fh:
         w = csv.writer(fh)

@@ -98,8 +98,9 @@ def test_oracle_agreement_of_a_label_mapping():
 
 
 def test_paired_differences_compare_each_cell_with_gifd_on_the_same_image():
-    def record(tag, index, psnr):
-        return {"spec": {"tag": tag, "index": index, "seed": 0}, "psnr": psnr}
+    def record(tag, index, psnr, stages=()):
+        return {"spec": {"tag": tag, "index": index, "seed": 0}, "psnr": psnr,
+                "stages": [{"stage": name, "psnr": v} for name, v in stages]}
 
     records = [record("gifd | B=1", 5, 30.0), record("ig | B=1", 5, 25.0),
                record("gifd | B=1", 1005, 20.0), record("ig | B=1", 1005, 21.0),
@@ -107,5 +108,10 @@ def test_paired_differences_compare_each_cell_with_gifd_on_the_same_image():
     (row,) = reproduce.paired_differences("batch", records)
     assert row["cell"] == "ig | B=1" and row["reference"] == "gifd | B=1" and row["n"] == 2
     assert row["difference"][0] == pytest.approx(-2.0) and row["higher"] == 1
+    assert row["stages"] is None                                  # IG has no stages
+    mapped = [record("gifd | mapping=none", 5, 20.0, [("latent", 12.0), ("4x4", 20.0)]),
+              record("gifd | mapping=soft", 5, 21.0, [("latent", 15.0), ("4x4", 21.0)])]
+    (row,) = reproduce.paired_differences("label_mapping", mapped)
+    assert row["stages"]["latent"][0] == pytest.approx(3.0) and row["stages"]["4x4"][0] == pytest.approx(1.0)
     assert reproduce._reference("label_mapping", "gifd | mapping=soft", []) == "gifd | mapping=none"
     assert reproduce._reference("main", "ggl", []) == "gifd"
