@@ -304,6 +304,18 @@ def _fmt(v, digits=2):
     return f"{m:.{digits}f} ± {h:.{digits}f}" if math.isfinite(h) else f"{m:.{digits}f}"
 
 
+def _stage_lines(caption: str, columns: list[str], items: list[dict], label) -> list[str]:
+    """A markdown table of ``item["stages"]`` (stage name -> mean, CI), one row per item that has stages."""
+    staged = [it for it in items if it["stages"]]
+    if not staged:
+        return []
+    names = list(dict.fromkeys(name for it in staged for name in it["stages"]))
+    head = columns + names
+    lines = ["", caption, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return lines + ["| " + " | ".join([_md(c) for c in label(it)] + [_fmt(it["stages"].get(n)) for n in names]) + " |"
+                    for it in staged]
+
+
 def write_table(table: str, rows: list[dict], out_dir: str | Path, command: str,
                 records: list[dict] | None = None) -> tuple[Path, Path]:
     """``<table>.md`` (with the command that regenerates it) and ``<table>.csv`` in ``out_dir``; with the
@@ -315,14 +327,8 @@ def write_table(table: str, rows: list[dict], out_dir: str | Path, command: str,
              "| cell | n | PSNR (dB) | SSIM | LPIPS | s / run | best layers |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {_md(r['cell'])} | {r['n']} | {_fmt(r['psnr'])} | {_fmt(r['ssim'], 3)} | {_fmt(r['lpips'], 3)} | "
               f"{_fmt(r['seconds'], 0)} | {r['best_layers']} |" for r in rows]
-    staged = [r for r in rows if r["stages"]]
-    if staged:
-        names = list(dict.fromkeys(name for r in staged for name in r["stages"]))
-        lines += ["", "GIFD per stage: mean PSNR (dB) of the best restart at each stage; GIFD outputs the stage with "
-                  "the lowest gradient loss.", "", "| cell | " + " | ".join(names) + " |",
-                  "|---|" + "---|" * len(names)]
-        lines += [f"| {_md(r['cell'])} | " + " | ".join(_fmt(r["stages"].get(n)) for n in names) + " |"
-                  for r in staged]
+    lines += _stage_lines("GIFD per stage: mean PSNR (dB) of the best restart at each stage; GIFD outputs the stage "
+                          "with the lowest gradient loss.", ["cell"], rows, lambda r: [r["cell"]])
     mapped = [r for r in rows if r["oracle_agreement"]]
     if mapped:
         lines += ["", "Label mapping: runs whose chosen GAN class is the oracle's (semantically closest) class.", "",
@@ -334,13 +340,8 @@ def write_table(table: str, rows: list[dict], out_dir: str | Path, command: str,
                   "| cell | minus | n | mean difference | cell higher on |", "|---|---|---|---|---|"]
         lines += [f"| {_md(p['cell'])} | {_md(p['reference'])} | {p['n']} | {_fmt(p['difference'])} | "
                   f"{p['higher']} of {p['n']} |" for p in paired]
-    staged_pairs = [p for p in paired if p["stages"]]
-    if staged_pairs:
-        names = list(dict.fromkeys(name for p in staged_pairs for name in p["stages"]))
-        lines += ["", "The same paired difference at every GIFD stage (each stage's best restart; dB):", "",
-                  "| cell | minus | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
-        lines += [f"| {_md(p['cell'])} | {_md(p['reference'])} | " + " | ".join(_fmt(p["stages"].get(n)) for n in names)
-                  + " |" for p in staged_pairs]
+    lines += _stage_lines("The same paired difference at every GIFD stage (each stage's best restart; dB):",
+                          ["cell", "minus"], paired, lambda p: [p["cell"], p["reference"]])
     md.write_text("\n".join(lines) + "\n")
     with csv_path.open("w", newline="") as fh:
         w = csv.writer(fh)
