@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scheduler", help="a Dask scheduler address; without it a local cluster is started")
     r.add_argument("--workers", type=int, default=2, help="workers of the local Dask cluster (one thread each)")
     r.add_argument("--out", help="folder for <table>.jsonl/.md/.csv (default runs/reproduce/<preset>)")
+    r.add_argument("--read-only", action="store_true",
+                   help="run nothing: write the table from the records already in --out")
 
     return parser
 
@@ -392,14 +394,19 @@ def cmd_reproduce(args) -> dict:
     import matplotlib.pyplot as plt
 
     from .config import get_preset
-    from .reproduce import plot_table, run_table, summarise, table_specs, write_table
+    from .reproduce import plot_table, recorded, run_table, summarise, table_specs, write_table
     from .runtime import set_threads
 
     set_threads()
     specs = table_specs(args.table, args.preset, args.images, args.seeds, args.model)
     out = Path(args.out or Path("runs") / "reproduce" / args.preset)
-    records = run_table(specs, out / f"{args.table}.jsonl", backend=args.backend, scheduler=args.scheduler,
-                        workers=args.workers)
+    results = out / f"{args.table}.jsonl"
+    if args.read_only:
+        records = recorded(specs, results)
+        if not records:
+            raise GifdError(f"--read-only: {results} has no records of this table")
+    else:
+        records = run_table(specs, results, backend=args.backend, scheduler=args.scheduler, workers=args.workers)
     rows = summarise(records)
     images = args.images or get_preset(args.preset).n_images
     command = (f"python -m gifd_lite reproduce --table {args.table} --preset {args.preset} --images {images} "

@@ -20,7 +20,7 @@ from .config import get_preset
 from .errors import GifdError
 from .experiments import RunSpec, read_records, run_spec
 
-__all__ = ["TABLES", "table_specs", "run_table", "summarise", "paired_differences", "write_table", "plot_table",
+__all__ = ["TABLES", "table_specs", "run_table", "recorded", "summarise", "paired_differences", "write_table", "plot_table",
            "mean_ci"]
 
 METHODS = ("ig", "ggl", "gias", "gifd")
@@ -191,6 +191,13 @@ def run_table(specs: list[RunSpec], out: str | Path, backend: str = "local", sch
         if cluster is not None:
             cluster.close()
     return [done[s.key()] for s in specs]
+
+
+def recorded(specs: list[RunSpec], out: str | Path) -> list[dict]:
+    """The records in ``out`` of the runs in ``specs``, in the table's order, without running anything (a
+    partial table, or a table rendered again after a change to the report)."""
+    done = {RunSpec.of(r).key(): r for r in read_records(out)}
+    return [done[s.key()] for s in specs if s.key() in done]
 
 
 # ---------------------------------------------------------------- aggregating

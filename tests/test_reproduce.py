@@ -66,6 +66,20 @@ def test_cli_writes_markdown_and_csv(tmp_path, capsys):
     assert "--model convnet" in text and "GIFD per stage" in text and (tmp_path / "stages.png").stat().st_size > 0
     assert {json.loads(line)["model"] for line in (tmp_path / "stages.jsonl").read_text().splitlines()} == {"convnet"}
 
+    # --read-only renders the same table from the records and runs nothing
+    records_before = (tmp_path / "stages.jsonl").read_text()
+    (tmp_path / "stages.md").unlink()
+    args = ["reproduce", "--table", "stages", "--preset", "smoke", "--model", "convnet", "--out", str(tmp_path),
+            "--read-only"]
+    assert main(args + ["--images", "1"]) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again["psnr"] == result["psnr"] and (tmp_path / "stages.md").read_text() == text
+    assert (tmp_path / "stages.jsonl").read_text() == records_before
+    assert main(args + ["--images", "2"]) == 0                      # a partial table: the image it has
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["runs"] == 5
+    assert main(["reproduce", "--table", "main", "--preset", "smoke", "--out", str(tmp_path), "--read-only"]) == 2
+    assert "has no records of this table" in capsys.readouterr().err
+
 
 def test_dask_backend_gives_the_same_records_as_local(tmp_path):
     pytest.importorskip("dask.distributed")
