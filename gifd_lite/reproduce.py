@@ -20,8 +20,8 @@ from .config import get_preset
 from .errors import GifdError
 from .experiments import RunSpec, read_records, run_spec
 
-__all__ = ["TABLES", "table_specs", "run_table", "recorded", "summarise", "paired_differences", "write_table", "plot_table",
-           "mean_ci"]
+__all__ = ["TABLES", "table_specs", "run_table", "recorded", "summarise", "paired_differences", "write_table",
+           "plot_table", "mean_ci"]
 
 METHODS = ("ig", "ggl", "gias", "gifd")
 
