@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import defaultdict
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gifd_lite import reproduce  # noqa: E402
-from gifd_lite.experiments import read_records  # noqa: E402
 
 WHAT = {
     "main": "IG, GGL, GIAS, GIFD at one budget (1,200 iterations)",
@@ -31,20 +30,17 @@ WHAT = {
 
 def status_row(table: str, directory: Path, preset: str, images: int, model: str) -> str:
     specs = reproduce.table_specs(table, preset, images=images, model=model)
-    planned = {s.key(): s for s in specs}
-    done = {r["key"] for r in read_records(directory / f"{table}.jsonl")} & set(planned)
-    per_cell = defaultdict(int)
-    for key in done:
-        per_cell[planned[key].tag] += 1
+    records = reproduce.recorded(specs, directory / f"{table}.jsonl")
+    per_cell = Counter(r["spec"]["tag"] for r in records)
     cells = {s.tag for s in specs}
-    counts = [per_cell.get(c, 0) for c in cells]
+    counts = [per_cell[c] for c in cells]
     low, high = min(counts), max(counts)
     images_text = str(low) if low == high else f"{low}–{high}"
-    if len(done) == len(planned):
+    if len(records) == len(specs):
         status = "complete"
     else:
         status = f"partial ({sum(1 for c in counts if c)} of {len(cells)} cells started)"
-    return (f"| [`{table}`](reproduce/{table}.md) | {WHAT[table]} | {len(done)} / {len(planned)} | "
+    return (f"| [`{table}`](reproduce/{table}.md) | {WHAT[table]} | {len(records)} / {len(specs)} | "
             f"{images_text} | {status} |")
 
 
