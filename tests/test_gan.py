@@ -112,3 +112,35 @@ def test_class_subset_is_renumbered():
     assert set(sub.labels.tolist()) == {0, 1}
     with pytest.raises(GifdError, match="unknown class"):
         subset_classes(_tiny_dataset(), ["dragon"])
+
+
+def test_fit_to_image_keeps_the_best_restart_per_image(generator):
+    from gifd_lite.gan.analysis import fit_to_image
+
+    with torch.no_grad():
+        y = torch.tensor([2, 7, 4])
+        target = (generator(torch.randn(3, 128, generator=torch.Generator().manual_seed(5)), y) + 1) / 2
+    one = fit_to_image(generator, target, y, stages=(0, 1), steps=40, restarts=1, seed=3)
+    two = fit_to_image(generator, target, y, stages=(0, 1), steps=40, restarts=2, seed=3)
+    for fit in (one, two):
+        assert len(fit["latent"]["psnr_per_image"]) == 3
+        assert fit["latent"]["psnr"] == pytest.approx(sum(fit["latent"]["psnr_per_image"]) / 3)
+        assert fit["latent"]["code"].shape == (3, 10)
+    # the first restart is the same draw in both; a second one can only improve each image
+    assert all(b >= a - 1e-4 for a, b in zip(one["latent"]["psnr_per_image"], two["latent"]["psnr_per_image"]))
+    assert two["4x4"]["image"].shape == target.shape
+
+
+def test_fit_to_image_can_learn_the_class_mixture(generator):
+    from gifd_lite.gan.analysis import fit_to_image
+
+    with torch.no_grad():
+        z = torch.randn(2, 128, generator=torch.Generator().manual_seed(1))
+        target = (generator(z, torch.tensor([3, 3])) + 1) / 2
+    uniform = torch.full((2, 10), 0.1)
+    fixed = fit_to_image(generator, target, uniform, stages=(0,), steps=60, restarts=1, seed=0)
+    learned = fit_to_image(generator, target, uniform, stages=(0,), steps=60, restarts=1, seed=0, learn_code=True)
+    assert torch.equal(fixed["latent"]["code"], uniform)
+    code = learned["latent"]["code"]
+    assert torch.allclose(code.sum(1), torch.ones(2)) and not torch.allclose(code, uniform)
+    assert learned["latent"]["psnr"] > fixed["latent"]["psnr"]

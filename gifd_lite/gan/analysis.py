@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from ..data import ImageSet, normalize
 from ..metrics import lpips_distance, psnr
 from ..runtime import progress
-from .generator import Generator, to_unit
+from .generator import Generator, class_code, to_unit
 
 __all__ = ["sample", "class_fidelity", "diversity", "fit_to_image"]
 
@@ -73,40 +73,58 @@ def diversity(G: Generator, real: ImageSet | None = None, per_class: int = 16, s
 
 
 def fit_to_image(G: Generator, target01: torch.Tensor, label: torch.Tensor, stages: tuple[int, ...] = (0, 2),
-                 steps: int = 300, lr: float = 0.05, restarts: int = 4, seed: int = 0) -> dict:
+                 steps: int = 300, lr: float = 0.05, restarts: int = 4, seed: int = 0,
+                 learn_code: bool = False) -> dict:
     """Oracle inversion of G by pixel loss: PSNR after optimising z, then the features of each later stage.
 
-    Stage 0 optimises z from ``restarts`` random starts (the best is kept); every later stage in ``stages``
-    starts from the features the stage-0 optimum produces and optimises them directly.
+    Stage 0 optimises z from ``restarts`` random starts (the best is kept per image); every later stage in
+    ``stages`` starts from the features the stage-0 optimum produces and optimises them directly. ``label``
+    holds hard classes (B,) or soft class codes (B, K); ``learn_code`` also optimises the class mixture
+    softmax(a) with z, from ``label`` (the ceiling of the soft label mapping, notebook 07). Each stage gives
+    ``psnr`` (the batch mean), ``psnr_per_image`` and ``image``; the latent stage also its ``code``.
     """
     device = next(G.parameters()).device
     target = target01.to(device)
-    y = label.to(device)
+    code = class_code(label.to(device), G.config.num_classes)
     gen = torch.Generator().manual_seed(seed)
-    best_z, best_loss = None, float("inf")
+
+    def per_image_mse(z, c):
+        return (to_unit(G(z, c)) - target).pow(2).flatten(1).mean(1)
+
+    best_z, best_code, best_loss = None, code, torch.full((len(target),), float("inf"), device=device)
     for _ in range(restarts):
         z = torch.randn((len(target), G.config.z_dim), generator=gen).to(device).requires_grad_(True)
-        opt = torch.optim.Adam([z], lr=lr)
+        mix = code.clamp_min(1e-6).log().requires_grad_(True) if learn_code else None
+        code_now = (lambda: mix.softmax(1)) if learn_code else (lambda: code)  # noqa: E731
+        opt = torch.optim.Adam([z, mix] if learn_code else [z], lr=lr)
         for _ in progress(range(steps), desc="fit latent"):
-            loss = F.mse_loss(to_unit(G(z, y)), target)
+            loss = per_image_mse(z, code_now()).sum()
             opt.zero_grad()
             loss.backward()
             opt.step()
         with torch.no_grad():
-            final = float(F.mse_loss(to_unit(G(z, y)), target))
-        if final < best_loss:
-            best_z, best_loss = z.detach(), final
+            c = code_now()
+            final = per_image_mse(z, c)
+            if best_z is None:
+                best_z, best_code = z.detach().clone(), c.clone()
+            better = final < best_loss
+            best_z[better], best_code[better] = z.detach()[better], c[better]
+            best_loss = torch.minimum(best_loss, final)
     results = {}
     for k in stages:
-        h = G.features(best_z, y, upto=k).detach().clone().requires_grad_(True)
+        h = G.features(best_z, best_code, upto=k).detach().clone().requires_grad_(True)
         if k > 0:
             opt = torch.optim.Adam([h], lr=lr)
             for _ in progress(range(steps), desc=f"fit stage {k}"):
-                loss = F.mse_loss(to_unit(G.forward_from(k, h, y)), target)
+                loss = (to_unit(G.forward_from(k, h, best_code)) - target).pow(2).flatten(1).mean(1).sum()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
         with torch.no_grad():
-            image = to_unit(G.forward_from(k, h, y)).clamp(0, 1)
-        results[G.STAGES[k]] = {"psnr": float(psnr(image.cpu(), target01).mean()), "image": image.cpu()}
+            image = to_unit(G.forward_from(k, h, best_code)).clamp(0, 1)
+        per_image = psnr(image.cpu(), target01)
+        results[G.STAGES[k]] = {"psnr": float(per_image.mean()), "psnr_per_image": per_image.tolist(),
+                                "image": image.cpu()}
+    if 0 in stages:
+        results[G.STAGES[0]]["code"] = best_code.cpu()
     return results
