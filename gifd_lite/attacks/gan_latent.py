@@ -119,9 +119,8 @@ def gias(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
 
     ``learn_code`` (soft label mapping) optimises the class mixture with the latent, then keeps it fixed."""
     device = next(model.parameters()).device
-    target, labels, code = prepare(model, update, labels, class_code, threat_model)
-    if learn_code and code.dim() == 1:
-        code = torch.nn.functional.one_hot(code, G.config.num_classes).float()
+    target, labels, code = prepare(model, update, labels, class_code, threat_model,
+                                   num_classes=G.config.num_classes if learn_code else None)
     batch = len(labels)
     history = History()
     t0 = time.perf_counter()

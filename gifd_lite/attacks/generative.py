@@ -39,13 +39,16 @@ class StageResult:
 
 
 def prepare(model, update: list[torch.Tensor], labels: torch.Tensor, class_code: torch.Tensor | None,
-            threat_model=None):
+            threat_model=None, num_classes: int | None = None):
     """The common set-up of a GAN-prior attack: the checked target (adaptive if the threat model says so),
     labels on the model's device, and the class code that conditions G (the FL labels themselves unless a
-    label mapping gives another)."""
+    label mapping gives another). With ``num_classes`` (a soft mapping that learns the mixture) hard
+    classes become one-hot rows."""
     device = next(model.parameters()).device
     labels = labels.to(device)
     code = (labels if class_code is None else class_code).to(device)
+    if num_classes is not None and code.dim() == 1:
+        code = torch.nn.functional.one_hot(code, num_classes).float()
     return GradientTarget(model, update, threat_model), labels, code
 
 

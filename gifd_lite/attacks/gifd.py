@@ -51,9 +51,8 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
     if config.stages[-1] >= len(G.STAGES):
         raise GifdError(f"the generator has stages 0..{len(G.STAGES) - 1}")
     device = next(model.parameters()).device
-    target, labels, code = prepare(model, update, labels, class_code, threat_model)
-    if learn_code and code.dim() == 1:
-        code = torch.nn.functional.one_hot(code, G.config.num_classes).float()
+    target, labels, code = prepare(model, update, labels, class_code, threat_model,
+                                   num_classes=G.config.num_classes if learn_code else None)
     batch = len(labels)
 
     history = History()
