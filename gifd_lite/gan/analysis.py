@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..data import ImageSet, normalize
 from ..metrics import lpips_distance, psnr
