@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--label-mapping", default="none", choices=["none", "gradient", "model", "soft", "oracle"],
                    help="how the FL label picks the GAN's class (the model probe's judge is the shipped classifier "
                         "restricted to the FL task's classes, standing in for a trained global model)")
+    a.add_argument("--select", default="holdout", choices=["holdout", "loss"],
+                   help="GIFD's output stage: by a held-out part of the update (default) or the lowest fitting loss")
     a.add_argument("--device", default="auto")
     a.add_argument("--out", default="runs/attack", help="folder for metrics.json and reconstruction.png")
 
@@ -117,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--images", type=int, help="victim images per cell (default: the preset's n_images)")
     r.add_argument("--seeds", type=int, default=1)
     r.add_argument("--model", default="resnet18", choices=MODEL_NAMES, help="the FL model attacked (default resnet18)")
+    r.add_argument("--select", default="holdout", choices=["holdout", "loss"],
+                   help="GIFD's stage choice in every GIFD cell (records made before it existed used loss)")
     r.add_argument("--backend", default="local", choices=["local", "dask"])
     r.add_argument("--scheduler", help="a Dask scheduler address; without it a local cluster is started")
     r.add_argument("--workers", type=int, default=2, help="workers of the local Dask cluster (one thread each)")
@@ -128,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_attack(args) -> dict:
+    from dataclasses import replace
+
     import torch
 
     from . import data, pipeline
@@ -148,8 +154,6 @@ def cmd_attack(args) -> dict:
         raise GifdError("--label goes with --image; a dataset image (--index) has its own label")
     preset = get_preset(args.preset)
     if args.iters is not None or args.restarts is not None:
-        from dataclasses import replace
-
         changes = {k: v for k, v in (("iterations", args.iters), ("restarts", args.restarts)) if v is not None}
         if any(v < 1 for v in changes.values()):
             raise GifdError("--iters and --restarts must be at least 1")
@@ -162,6 +166,7 @@ def cmd_attack(args) -> dict:
         preset = preset.override(dlg=replace(preset.dlg, **changes), ig=replace(preset.ig, **changes),
                                  gifd=replace(preset.gifd, **gifd_changes), gias=replace(preset.gias, **gias_changes),
                                  ggl=replace(preset.ggl, **({"evaluations": args.iters} if args.iters else {})))
+    preset = preset.override(gifd=replace(preset.gifd, select=args.select))
 
     seed_everything(args.seed)
     if args.image is not None:
@@ -398,7 +403,7 @@ def cmd_reproduce(args) -> dict:
     from .runtime import set_threads
 
     set_threads()
-    specs = table_specs(args.table, args.preset, args.images, args.seeds, args.model)
+    specs = table_specs(args.table, args.preset, args.images, args.seeds, args.model, select=args.select)
     out = Path(args.out or Path("runs") / "reproduce" / args.preset)
     results = out / f"{args.table}.jsonl"
     if args.read_only:
@@ -410,7 +415,7 @@ def cmd_reproduce(args) -> dict:
     rows = summarise(records)
     images = args.images or get_preset(args.preset).n_images
     command = (f"python -m gifd_lite reproduce --table {args.table} --preset {args.preset} --images {images} "
-               f"--seeds {args.seeds} --model {args.model}")
+               f"--seeds {args.seeds} --model {args.model} --select {args.select}")
     md, csv_path = write_table(args.table, rows, out, command, records)
     figure = out / f"{args.table}.png"
     plt.close(plot_table(args.table, rows, figure, title=f"table {args.table} ({args.preset}, {args.model})"))

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-__all__ = ["DLGConfig", "IGConfig", "GIFDConfig", "GGLConfig", "GIASConfig", "Preset", "PRESETS", "get_preset"]
+__all__ = ["DLGConfig", "IGConfig", "GIFDConfig", "GGLConfig", "GIASConfig", "Preset", "PRESETS", "get_preset",
+           "GGL_COST_PER_GIFD_ITERATION"]
 
 
 @dataclass(frozen=True)
@@ -54,23 +55,43 @@ class GIFDConfig:
     radius: tuple[float | None, ...] = (None, 0.3, 0.3, 0.3, 0.3)
     restarts: int = 2
     tv_weight: float = 1e-4
-    norm_weight: float = 1e-4
     warmup: float = 0.1          # fraction of each stage's steps with a linearly rising learning rate
     snapshots: int = 4
+    select: str = "holdout"      # how the output's (stage, restart) is chosen: "holdout" or "loss" (gifd.py)
+    holdout: float = 0.2         # with "holdout": the fraction of every tensor's entries held out of the fit
+    refit_steps: int = 60        # with "holdout": steps refitting the chosen stage to the whole update
 
     @property
     def total_iterations(self) -> int:
-        return sum(self.iterations) * self.restarts
+        refit = self.refit_steps if self.select == "holdout" else 0
+        return sum(self.iterations) * self.restarts + refit
+
+
+
+# What one GGL fitness evaluation costs, as a fraction of one GIFD iteration (one ordinary gradient against a
+# gradient plus its double backward), measured with `python -m gifd_lite bench` (docs/results/bench_*.md).
+# "The same compute" gives GGL this many more evaluations than GIFD gets iterations.
+GGL_COST_PER_GIFD_ITERATION = 0.5
 
 
 @dataclass(frozen=True)
 class GGLConfig:
-    """GGL (notebook 04): the latent searched by CMA-ES on L2 gradient distance + KL(z || N(0, I))."""
+    """GGL (notebook 04): the latent searched by CMA-ES on L2 gradient distance + KL(z || N(0, I)).
 
-    evaluations: int = 600        # fitness evaluations (each: one generator pass and one model gradient)
+    GGL's own budget (Li et al. 2022, and their reference code): a population of 50 per generation and 500
+    generations, i.e. 25,000 evaluations (the ``paper`` preset). The ``laptop`` preset gives it the compute of
+    GIFD's 1,260 iterations: 1,260 / ``GGL_COST_PER_GIFD_ITERATION`` = 2,520 evaluations (50 whole generations).
+    """
+
+    evaluations: int = 2400       # fitness evaluations (each: one generator pass and one model gradient)
     sigma: float = 0.5
     kl_weight: float = 0.1
-    popsize: int | None = None    # None: CMA-ES default 4 + 3 ln(n)
+    popsize: int | None = 50      # None: CMA-ES default 4 + 3 ln(n) (18 in 128 dimensions)
+
+    @property
+    def generations(self) -> int:
+        """Whole generations the budget allows (at least one)."""
+        return max(1, self.evaluations // (self.popsize or 1))
 
 
 @dataclass(frozen=True)
@@ -109,8 +130,8 @@ PRESETS: dict[str, Preset] = {
         name="smoke",
         dlg=DLGConfig(iterations=8, inner_steps=10, restarts=1, snapshots=3),
         ig=IGConfig(iterations=24, restarts=1, snapshots=3),
-        gifd=GIFDConfig(iterations=(8, 6, 6, 6, 6), restarts=1, snapshots=2),
-        ggl=GGLConfig(evaluations=40),
+        gifd=GIFDConfig(iterations=(8, 6, 6, 6, 6), restarts=1, snapshots=2, refit_steps=4),
+        ggl=GGLConfig(evaluations=40, popsize=8),
         gias=GIASConfig(latent_iterations=10, generator_iterations=10, restarts=1),
         n_images=2,
         label_trials=8,
@@ -120,8 +141,9 @@ PRESETS: dict[str, Preset] = {
         name="laptop",
         dlg=DLGConfig(iterations=300, inner_steps=20, restarts=2),
         ig=IGConfig(iterations=500, restarts=1),
-        # the GAN-prior attacks share one budget of 1200 iterations (GIFD: 5 stages x 120 x 2 restarts)
-        ggl=GGLConfig(evaluations=1200),
+        # the GAN-prior attacks share one compute budget: GIFD's 1260 iterations (5 stages x 120 x 2 restarts and
+        # a 60-step refit), GGL's 2520 cheaper evaluations (50 whole generations of 50), GIAS's 300 + 600 per restart
+        ggl=GGLConfig(evaluations=round(GIFDConfig().total_iterations / GGL_COST_PER_GIFD_ITERATION), popsize=50),
         gias=GIASConfig(latent_iterations=300, generator_iterations=600, restarts=2),
         n_images=4,
         label_trials=50,
@@ -130,8 +152,8 @@ PRESETS: dict[str, Preset] = {
         name="paper",
         dlg=DLGConfig(iterations=300, inner_steps=20, restarts=4),
         ig=IGConfig(iterations=24_000, restarts=4, tv_weight=1e-2),
-        gifd=GIFDConfig(iterations=(1000,) * 5, restarts=4),
-        ggl=GGLConfig(evaluations=20_000),      # one budget of 20,000 iterations, as in the laptop preset
+        gifd=GIFDConfig(iterations=(1000,) * 5, restarts=4, refit_steps=500),
+        ggl=GGLConfig(evaluations=500 * 50, popsize=50),      # GGL's own budget: 500 generations of 50
         gias=GIASConfig(latent_iterations=2000, generator_iterations=12_000, restarts=4),
         n_images=10,
         label_trials=200,

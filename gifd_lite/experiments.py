@@ -42,6 +42,7 @@ class RunSpec:
     scenario: str = "in-distribution"
     label_mapping: str = "none"
     labels_known: bool = False
+    select: str = "holdout"       # GIFD's stage choice (gifd_lite.attacks.gifd.choose_candidate)
     overrides: dict = field(default_factory=dict)
     tag: str = ""                 # free text naming the table cell, e.g. "radius=0.3"
 
@@ -55,7 +56,15 @@ class RunSpec:
         spec = dict(record["spec"])
         if spec.get("prior") == "cifar10" and spec.get("scenario", "in-distribution") == "in-distribution":
             spec["prior"] = None                  # written before the scenario's default prior existed
+        if "select" not in spec:                  # written before issue 15's fixes: GIFD chose by the lowest
+            spec["select"] = "loss"               # loss, and GGL ran the preset's budget of that time
+            if spec["method"] == "ggl" and "ggl" not in spec.get("overrides", {}):
+                spec["overrides"] = {**spec.get("overrides", {}), "ggl": {
+                    "evaluations": _OLD_GGL_EVALUATIONS[spec.get("preset", "laptop")], "popsize": None}}
         return cls(**spec)
+
+
+_OLD_GGL_EVALUATIONS = {"smoke": 40, "laptop": 1200, "paper": 20_000}   # GGL's presets before issue 15
 
 
 class Context:
@@ -133,6 +142,7 @@ def run_spec(spec: RunSpec, context: Context | None = None, with_lpips: bool = T
     context = context or Context()
     seed_everything(spec.seed)
     preset = apply_overrides(get_preset(spec.preset), spec.overrides)
+    preset = preset.override(gifd=replace(preset.gifd, select=spec.select))
     scenario = get_scenario(spec.scenario)
     ds = context.dataset(spec.scenario, "test")
     x, y, indices = data.victim_batch(ds, spec.index, spec.batch_size)

@@ -21,10 +21,24 @@ from torch import nn
 from .errors import GifdError
 
 __all__ = ["ThreatModel", "ClientUpdate", "fedsgd_gradients", "fedavg_update", "apply_defense", "DEFENSES",
-           "client_update", "soteria_mask", "attacker_mirror", "noise_snr"]
+           "client_update", "soteria_mask", "attacker_mirror", "noise_snr", "describe_defense", "SOTERIA_EPSILON"]
 
 DEFENSES = ("none", "noise", "clipping", "compression", "soteria")
 DEFAULT_DEFENSE_PARAM = {"none": 0.0, "noise": 0.01, "clipping": 1.0, "compression": 0.1, "soteria": 0.4}
+SOTERIA_EPSILON = 0.1          # added to |r_i| in Soteria's score, as in Sun et al.'s reference code
+
+
+def describe_defense(name: str, param: float) -> str:
+    """How the papers write a defense setting, e.g. compression 0.1 -> "compression: kept 10% (90% pruned)"."""
+    if name == "compression":
+        return f"compression: kept {100 * param:.0f}% ({100 * (1 - param):.0f}% pruned)"
+    if name == "soteria":
+        return f"soteria: {100 * param:.0f}% of the representation pruned"
+    if name == "noise":
+        return f"noise σ = {param:g}"
+    if name == "clipping":
+        return f"clipping to norm {param:g}"
+    return name
 
 
 @dataclass
@@ -88,8 +102,8 @@ def apply_defense(tensors: list[torch.Tensor], name: str, param: float | None = 
 
     - ``noise``: add N(0, σ²) to every entry (σ = ``param``, default 0.01);
     - ``clipping``: scale the whole update to l2 norm at most C (``param``, default 1.0);
-    - ``compression``: keep the largest ``param`` fraction (default 0.1 = top 10%) of entries per layer by
-      magnitude, zero the rest.
+    - ``compression``: keep the largest ``param`` fraction (default 0.1: kept 10%, i.e. the papers' "90%
+      pruned") of entries per layer by magnitude, zero the rest.
 
     ``soteria`` needs the client's data and model, so :func:`client_update` applies it (:func:`soteria_mask`).
     """
@@ -172,7 +186,9 @@ def soteria_mask(model: nn.Module, x: torch.Tensor, fraction: float) -> torch.Te
     d = r.shape[1]
     eye = torch.eye(d, device=r.device, dtype=r.dtype)[:, None, :].expand(d, *r.shape)
     (jac,) = torch.autograd.grad(r, x, grad_outputs=eye, is_grads_batched=True)   # (d, B, C, H, W)
-    scores = (jac.flatten(2).norm(dim=2) / (r.detach().abs().T + 1e-6)).sum(1)       # (d,)
+    # the reference implementation's constant: ||∇_x r|| / (r + 0.1); a tiny ε would let near-zero features,
+    # whose ratio explodes, dominate the ranking
+    scores = (jac.flatten(2).norm(dim=2) / (r.detach().abs().T + SOTERIA_EPSILON)).sum(1)       # (d,)
     live = (r.detach() != 0).any(0)            # a feature that is 0 for every image has a zero column already
     keep = torch.ones(d, dtype=torch.bool, device=r.device)
     pruned = int(round(fraction * int(live.sum())))

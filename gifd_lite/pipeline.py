@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+import copy
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -22,7 +25,7 @@ from .fl import ClientUpdate, ThreatModel, client_update
 from .labels import infer_labels, label_accuracy
 from .metrics import evaluate
 
-__all__ = ["METHODS", "GENERATIVE_METHODS", "observe", "run_attack", "score"]
+__all__ = ["METHODS", "GENERATIVE_METHODS", "observe", "run_attack", "attack_copy", "score"]
 
 METHODS = ("dlg", "idlg", "ig", "ggl", "gias", "gifd")
 GENERATIVE_METHODS = ("ggl", "gias", "gifd")
@@ -70,7 +73,28 @@ def run_attack(method: str, model: nn.Module, update: ClientUpdate, preset: Pres
         tm.labels = "given"
     if labels is not None:
         labels = labels.to(device)
-    model.train(tm.bn_mode == "train")
+    with attack_copy(model, tm.bn_mode) as attacked:
+        return _run(method, attacked, update, preset, batch_size, seed, labels, generator, class_code, label_mapping)
+
+
+@contextmanager
+def attack_copy(model: nn.Module, bn_mode: str):
+    """The model as the attack runs it, leaving the caller's model exactly as it was (parameters, buffers,
+    mode, ``.grad``): in ``eval`` mode the model itself, switched to eval for the attack and back after; in
+    ``train`` mode (batch statistics, whose running averages every forward pass would update) a copy."""
+    if bn_mode == "train":
+        yield copy.deepcopy(model).train()
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def _run(method, model, update, preset, batch_size, seed, labels, generator, class_code, label_mapping):
+    tm = update.threat_model
     mapping = None
     if label_mapping is not None and method in GENERATIVE_METHODS:
         mapping = label_mapping(labels)
@@ -102,7 +126,9 @@ def run_attack(method: str, model: nn.Module, update: ClientUpdate, preset: Pres
 
 
 def _stage_scores(reconstruction: Reconstruction, truth01: torch.Tensor) -> dict:
-    """GIFD only: the stage it chose and, per stage, the best gradient loss and the PSNR it would give."""
+    """GIFD only: the stage it chose; per stage, the best gradient loss and the PSNR it would give; and every
+    (restart, stage) candidate with its fitting and held-out losses and PSNR (so that selection rules can be
+    compared on the same runs, :func:`gifd_lite.attacks.gifd.choose_candidate`)."""
     extra = reconstruction.history.extra
     if "best_layer" not in extra:
         return {}
@@ -112,7 +138,11 @@ def _stage_scores(reconstruction: Reconstruction, truth01: torch.Tensor) -> dict
         if st["images"] is not None:
             row["psnr"] = evaluate(st["images"], truth01, with_lpips=False)["psnr"]
         stages.append(row)
-    return {"best_layer": extra["best_layer"], "stages": stages}
+    candidates = [{"restart": c["restart"], "stage": c["stage"], "by": c["by"], "fit": c["fit"], "held": c["held"],
+                   "psnr": evaluate(c["images"], truth01, with_lpips=False)["psnr"]} for c in extra["candidates"]]
+    chosen = next(i for i, c in enumerate(extra["candidates"]) if c is extra["chosen"])
+    return {"best_layer": extra["best_layer"], "select": extra["select"], "stages": stages,
+            "candidates": candidates, "chosen_candidate": chosen}
 
 
 def score(reconstruction: Reconstruction, truth01: torch.Tensor, true_labels: torch.Tensor,

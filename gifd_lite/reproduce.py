@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from .errors import GifdError
 from .experiments import RunSpec, read_records, run_spec
 
 __all__ = ["TABLES", "table_specs", "run_table", "recorded", "summarise", "paired_differences", "write_table",
-           "plot_table", "mean_ci"]
+           "plot_table", "mean_ci", "display_cell"]
 
 METHODS = ("ig", "ggl", "gias", "gifd")
 
@@ -114,10 +115,10 @@ TABLES = {"main": _main, "batch": _batch, "fedavg": _fedavg, "defenses": _defens
 
 
 def table_specs(table: str, preset: str, images: int | None = None, seeds: int = 1,
-                model: str = "resnet18") -> list[RunSpec]:
+                model: str = "resnet18", select: str = "holdout") -> list[RunSpec]:
     """The runs of a named table: ``images`` test images (5, 1005, ...; the ood tables use every 500th image
     of the FL task's 5000), seeds 0..seeds-1, attacking the FL ``model`` (the paper's ResNet-18 by default;
-    the ConvNet is about ten times cheaper on a CPU)."""
+    the ConvNet is about ten times cheaper on a CPU), GIFD choosing its stage by ``select``."""
     if table not in TABLES:
         raise GifdError(f"unknown table {table!r}: choose one of {', '.join(TABLES)}")
     images = images or get_preset(preset).n_images
@@ -127,7 +128,7 @@ def table_specs(table: str, preset: str, images: int | None = None, seeds: int =
     indices = [(5 + step * k) % (5000 if step == 500 else 10000) for k in range(images)]
     from dataclasses import replace
 
-    specs = [replace(spec, model=model) for spec in TABLES[table](preset, indices, list(range(seeds)))]
+    specs = [replace(spec, model=model, select=select) for spec in TABLES[table](preset, indices, list(range(seeds)))]
     # image by image (stable, so each image keeps the table's cell order): a sweep stopped early has every
     # cell measured on the same images
     return sorted(specs, key=lambda s: (s.seed, s.index))
@@ -300,8 +301,18 @@ def paired_differences(table: str, records: list[dict]) -> list[dict]:
     return out
 
 
+def display_cell(cell: str) -> str:
+    """A cell's name as the papers write it: ``compression=0.1`` (the fraction kept) reads "compression kept 10%
+    (90% pruned)"; every other name is shown as it is."""
+    def kept(match: re.Match) -> str:
+        p = float(match.group(1))
+        return f"compression kept {100 * p:.0f}% ({100 * (1 - p):.0f}% pruned)"
+
+    return re.sub(r"compression=([0-9.]+)", kept, cell)
+
+
 def _md(cell: str) -> str:
-    return cell.replace("|", "\\|")           # a cell name inside a markdown table
+    return display_cell(cell).replace("|", "\\|")           # a cell name inside a markdown table
 
 
 def _fmt(v, digits=2):
@@ -368,7 +379,7 @@ def plot_table(table: str, rows: list[dict], path: str | Path | None = None, tit
     errs = [r["psnr"][1] if math.isfinite(r["psnr"][1]) else 0.0 for r in rows]
     ax.bar(range(len(rows)), means, yerr=errs, capsize=3, color="tab:blue", alpha=0.8)
     ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels([r["cell"] for r in rows], rotation=60, ha="right", fontsize=7)
+    ax.set_xticklabels([display_cell(r["cell"]) for r in rows], rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("PSNR (dB)")
     n = sorted({r["n"] for r in rows})
     ax.set_title(title or f"table {table} (n per cell: {', '.join(map(str, n))})", fontsize=10)

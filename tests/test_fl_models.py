@@ -89,7 +89,7 @@ def test_soteria_score_follows_its_definition():
     x = torch.rand(2, 3, 2, 2)
     A = model[1].weight.detach()
     r = model[1](x.flatten(1)).detach()
-    scores = (A.norm(dim=1)[None, :] / (r.abs() + 1e-6)).sum(0)
+    scores = (A.norm(dim=1)[None, :] / (r.abs() + fl.SOTERIA_EPSILON)).sum(0)
     keep = fl.soteria_mask(model, x, 0.5)
     assert set(torch.nonzero(~keep).flatten().tolist()) == set(scores.argsort()[:3].tolist())
     with pytest.raises(GifdError):

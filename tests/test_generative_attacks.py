@@ -55,9 +55,11 @@ def setting():
     return G, model, x, y, update
 
 
-def test_gifd_keeps_the_lowest_loss_over_stages_and_restarts(setting):
+def test_gifd_loss_rule_keeps_the_lowest_loss_over_stages_and_restarts(setting):
+    from dataclasses import replace
+
     G, model, x, y, update = setting
-    config = get_preset("smoke").gifd
+    config = replace(get_preset("smoke").gifd, select="loss")
     rec = gifd(model, update.tensors, y, update.threat_model, G, config, seed=3)
     stages = rec.history.extra["stages"]
     assert [s["stage"] for s in stages] == [G.STAGES[k] for k in config.stages]
@@ -90,6 +92,26 @@ def test_ggl_and_gias_shapes(setting):
                 gias(model, update.tensors, y, update.threat_model, G, preset.gias)):
         assert rec.images.shape == x.shape and 0 <= rec.images.min() and rec.images.max() <= 1
         assert np.isfinite(rec.gradient_loss)
+
+
+@pytest.mark.parametrize("name", ["smoke", "laptop", "paper"])
+def test_ggl_population_and_generations_follow_the_preset(setting, name):
+    """GGL's own budget: a population of 50 for 500 generations (paper); laptop has GIFD's compute."""
+    from dataclasses import replace
+
+    from gifd_lite.config import GGL_COST_PER_GIFD_ITERATION
+
+    config = get_preset(name).ggl
+    if name == "paper":
+        assert (config.popsize, config.generations) == (50, 500)
+    if name == "laptop":
+        gifd_iterations = get_preset(name).gifd.total_iterations
+        assert config.evaluations == round(gifd_iterations / GGL_COST_PER_GIFD_ITERATION) and config.popsize == 50
+    G, model, x, y, update = setting
+    short = replace(config, evaluations=3 * config.popsize)     # three generations of the preset's population
+    rec = ggl(model, update.tensors, y, update.threat_model, G, short)
+    assert rec.history.extra["popsize"] == config.popsize
+    assert rec.history.extra["generations"] == 3 == len(rec.history.loss) and rec.iterations == 3 * config.popsize
 
 
 def test_ggl_never_exceeds_its_budget(setting):

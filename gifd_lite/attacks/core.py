@@ -25,7 +25,7 @@ from ..errors import GifdError
 from ..fl import ThreatModel
 
 __all__ = ["Reconstruction", "History", "GradientTarget", "total_variation", "Tracker", "run_restarts",
-           "model_gradients", "unrolled_update", "snapshot_steps"]
+           "model_gradients", "unrolled_update", "snapshot_steps", "holdout_split"]
 
 
 @dataclass
@@ -69,7 +69,8 @@ class GradientTarget:
     the dummy data (:func:`unrolled_update`) instead of one gradient.
     """
 
-    def __init__(self, model: nn.Module, tensors: list[torch.Tensor], threat_model=None):
+    def __init__(self, model: nn.Module, tensors: list[torch.Tensor], threat_model=None, holdout: float = 0.0,
+                 split_seed: int = 0):
         from ..fl import attacker_mirror
 
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -85,6 +86,12 @@ class GradientTarget:
         self.mask = None if mask is None else mask.to(self.flat.device, self.flat.dtype)
         unroll = threat_model is not None and threat_model.adaptive and threat_model.update == "fedavg"
         self.unroll = (threat_model.fedavg_steps, threat_model.fedavg_lr) if unroll else None
+        self.fit = None                 # with a held-out split: 1 on the entries the attack fits, 0 on the others
+        if holdout:
+            self.fit = holdout_split(self.tensors, holdout, split_seed).to(self.flat.device, self.flat.dtype)
+            self.fit_target = self.flat * self.fit
+            self.held_target = self.flat - self.fit_target
+            self.fit_norm, self.held_norm = self.fit_target.norm(), self.held_target.norm()
 
     def dummy_update(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                      create_graph: bool = True) -> list[torch.Tensor]:
@@ -109,9 +116,41 @@ class GradientTarget:
         return ((self.view(grads) - self.flat) ** 2).sum()
 
     def cosine(self, grads: list[torch.Tensor]) -> torch.Tensor:
-        """1 - <∇, g> / (||∇|| ||g||), over all layers at once (Inverting Gradients' distance)."""
+        """1 - <∇, g> / (||∇|| ||g||), over all layers at once (Inverting Gradients' distance); with a held-out
+        split, over the fitting entries only."""
+        return self.cosine_split(grads)[0]
+
+    def cosine_split(self, grads: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(cosine distance on the fitting entries, cosine distance on the held-out entries) from one dummy
+        gradient; without a split, (cosine over everything, None). The held-out value comes detached: it is
+        for choosing among candidates (notebook 05), never for optimising."""
         flat = self.view(grads)
-        return 1 - (flat @ self.flat) / (flat.norm() * self.norm + 1e-12)
+        if self.fit is None:
+            return 1 - (flat @ self.flat) / (flat.norm() * self.norm + 1e-12), None
+        fit = flat * self.fit
+        held = (flat - fit).detach()
+        fit_cos = 1 - (fit @ self.fit_target) / (fit.norm() * self.fit_norm + 1e-12)
+        return fit_cos, 1 - (held @ self.held_target) / (held.norm() * self.held_norm + 1e-12)
+
+
+def holdout_split(tensors: list[torch.Tensor], fraction: float, seed: int = 0) -> torch.Tensor:
+    """A 0/1 mask over the flattened update: 0 on ``fraction`` of the entries of *every* tensor, drawn at random
+    (seeded), 1 on the rest (notebook 05's held-out stage choice).
+
+    Drawing per tensor keeps every layer in both parts (a whole held-out layer would be a different signal);
+    a tensor too small to split (fewer than 2 entries) stays in the fitting part.
+    """
+    if not 0 < fraction < 1:
+        raise GifdError("the held-out fraction must be in (0, 1)")
+    gen = torch.Generator().manual_seed(seed + 15485863)
+    parts = []
+    for t in tensors:
+        n = t.numel()
+        k = int(round(fraction * n)) if n >= 2 else 0
+        mask = torch.ones(n)
+        mask[torch.randperm(n, generator=gen)[:min(k, n - 1)]] = 0.0
+        parts.append(mask)
+    return torch.cat(parts)
 
 
 def _cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -49,18 +49,25 @@ def dlg(model: nn.Module, update: list[torch.Tensor], threat_model: ThreatModel,
             variables.append(label_logits)
         opt = torch.optim.LBFGS(variables, lr=config.lr, max_iter=config.inner_steps, history_size=100, line_search_fn=LINE_SEARCH)
 
+        evaluated = {}       # the best point L-BFGS evaluated during the current step, with its own loss
+
         def closure() -> torch.Tensor:
-            opt.zero_grad()
             y = torch.softmax(label_logits, -1) if joint else labels
             loss = target.l2(target.dummy_update(model, x, y))
-            loss.backward()
+            for var, grad in zip(variables, torch.autograd.grad(loss, variables)):
+                var.grad = grad
             tracker.iterations += 1
+            value = float(loss.detach())
+            if not value >= evaluated.get("loss", float("inf")):      # lower, or NaN (reported as divergence)
+                evaluated.update(loss=value, x=x.detach().clone(),
+                                 labels=label_logits.argmax(-1).detach().cpu() if joint else labels.cpu())
             return loss
 
         for step in progress(range(config.iterations), desc=f"L-BFGS restart {trial + 1}/{config.restarts}"):
-            loss = float(opt.step(closure).detach())
-            found = label_logits.argmax(-1).detach().cpu() if joint else labels.cpu()
-            if not tracker.update(step, loss, x, extra=found):
+            evaluated.clear()
+            opt.step(closure)
+            # the loss L-BFGS returns is from before its step; pair each loss with the point it was computed at
+            if not tracker.update(step, evaluated["loss"], evaluated["x"], extra=evaluated["labels"]):
                 break
 
     best, history, iterations, seconds = run_restarts(

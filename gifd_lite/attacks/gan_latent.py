@@ -6,8 +6,12 @@ gradient-free evolution strategy, on
     L(z) = ||∇_θ CE(f_θ(G(z, ŷ)), ŷ) - g||² / ||g||²  +  λ_KL KL(z || N(0, I)),
 
 where KL compares the mean and variance of z's entries with a standard normal. Each evaluation costs one
-generator pass and one ordinary gradient (no second-order term). ``optimizer="adam"`` gives the gradient-based
-variant for comparison.
+generator pass and one ordinary gradient (no second-order term), about half a GIFD iteration, so at the same
+compute GGL gets twice as many evaluations as GIFD gets iterations (``config.GGL_COST_PER_GIFD_ITERATION``).
+Its own choices, which we follow: a population of 50 per generation (the ``paper`` preset: 500 generations,
+GGL's budget); where we differ: z starts from N(0, I) and is not squashed (the reference code can bound it with
+tanh), and CMA-ES runs with a diagonal covariance once batch × 128 exceeds 200 dimensions.
+``optimizer="adam"`` gives the gradient-based variant for comparison.
 
 **GIAS** (Jeon et al., NeurIPS 2021) first searches z with Adam (cosine matching + TV, as GIFD's stage 0), then
 fixes z and fine-tunes a *copy of the generator's weights per image*, letting the image leave the generator's
@@ -61,7 +65,7 @@ def ggl(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thre
     history = History()
     best = {"loss": math.inf, "z": None}
     t0 = time.perf_counter()
-    evaluations = 0
+    evaluations, generations = 0, 0
     try:
         if optimizer == "cma":
             z0 = torch.randn((batch * d,), generator=torch.Generator().manual_seed(seed)).numpy()
@@ -82,6 +86,7 @@ def ggl(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thre
                     if loss < best["loss"]:
                         best.update(loss=loss, z=z.detach().clone())
                 es.tell(candidates, losses)
+                generations += 1
                 history.loss.append(min(losses))
                 bar.update(len(candidates))
             bar.close()
@@ -90,8 +95,7 @@ def ggl(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thre
             opt = torch.optim.Adam([z], lr=0.05)
             for _ in progress(range(config.evaluations), desc="GGL (Adam)"):
                 loss = _l2_fitness(model, target, G, z, code, labels, config.kl_weight, True)
-                opt.zero_grad()
-                loss.backward()
+                (z.grad,) = torch.autograd.grad(loss, [z])
                 value = float(loss.detach())
                 history.loss.append(value)
                 evaluations += 1
@@ -107,7 +111,8 @@ def ggl(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thre
     with torch.no_grad():
         images = to_unit(G(best["z"], code)).clamp(0, 1)
     final = float(matching_loss(model, target, images, labels, create_graph=False).detach())
-    history.extra["fitness"] = best["loss"]
+    history.extra.update(fitness=best["loss"], generations=generations,
+                         popsize=es.popsize if optimizer == "cma" else None)
     return Reconstruction(images.cpu(), labels.cpu(), history, threat_model, "ggl", evaluations,
                           time.perf_counter() - t0, final)
 
@@ -161,8 +166,8 @@ def gias(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
             images = images_now()
             match = matching_loss(model, target, images, labels)
             loss = match + config.tv_weight * total_variation(images) if config.tv_weight else match
-            opt.zero_grad()
-            loss.backward()
+            for p, grad in zip(params, torch.autograd.grad(loss, params)):
+                p.grad = grad
             value = float(match.detach())
             history.loss.append(value)
             iterations += 1

@@ -3,11 +3,13 @@
 With a generator G split at stage k (notebook 03), the attack's unknown is the stage-k feature h, the image is
 x(h) = G_{k→}(h, c) for the class code c, and one stage of the search solves
 
-    min_h  1 - cos(∇_θ CE(f_θ(x(h)), ŷ), g)  +  λ_TV TV(x(h))  +  λ_n (||z||²/d - 1)²  [latent stage only]
+    min_h  1 - cos(∇_θ CE(f_θ(x(h)), ŷ), g)  +  λ_TV TV(x(h))
 
 with Adam, a linear warm-up and cosine decay of the step size, and after every step a projection: the latent
-back onto its sphere ||z|| = √d (where Gaussian latents live), later stages onto the l1 ball
-||h - h_0||_1 ≤ r around the features the stage started from. The best h by the pure matching loss is kept.
+back onto its sphere ||z|| = √d (where Gaussian latents live, so no norm penalty is needed: it would be zero),
+later stages onto the l1 ball ||h - h_0||_1 ≤ r around the features the stage started from. The best h by the
+pure matching loss is kept. With a held-out split of the update (GIFD's stage choice, notebook 05), g above
+is the fitting part only, and the step with the lowest held-out loss is kept as a second candidate.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ..runtime import progress
 from .core import GradientTarget, total_variation
 from .l1ball import project_l1_ball
 
-__all__ = ["StageResult", "optimise_stage", "render", "matching_loss", "sphere", "prepare"]
+__all__ = ["StageResult", "optimise_stage", "render", "matching_loss", "matching_losses", "sphere", "prepare"]
 
 
 @dataclass
@@ -36,20 +38,23 @@ class StageResult:
     images: torch.Tensor
     curve: list[float]
     code: torch.Tensor | None = None      # the class code used (learned by a soft label mapping at stage 0)
+    held_loss: float | None = None        # the held-out loss of ``features`` (with a held-out split)
+    held_candidate: "StageResult | None" = None   # the step with the lowest held-out loss (with a split)
 
 
 def prepare(model, update: list[torch.Tensor], labels: torch.Tensor, class_code: torch.Tensor | None,
-            threat_model=None, num_classes: int | None = None):
+            threat_model=None, num_classes: int | None = None, holdout: float = 0.0, split_seed: int = 0):
     """The common set-up of a GAN-prior attack: the checked target (adaptive if the threat model says so),
     labels on the model's device, and the class code that conditions G (the FL labels themselves unless a
     label mapping gives another). With ``num_classes`` (a soft mapping that learns the mixture) hard
-    classes become one-hot rows."""
+    classes become one-hot rows; with ``holdout`` the target holds out that fraction of the update
+    (:func:`gifd_lite.attacks.core.holdout_split`, drawn from ``split_seed``)."""
     device = next(model.parameters()).device
     labels = labels.to(device)
     code = (labels if class_code is None else class_code).to(device)
     if num_classes is not None and code.dim() == 1:
         code = torch.nn.functional.one_hot(code, num_classes).float()
-    return GradientTarget(model, update, threat_model), labels, code
+    return GradientTarget(model, update, threat_model, holdout=holdout, split_seed=split_seed), labels, code
 
 
 def sphere(z: torch.Tensor) -> torch.Tensor:
@@ -64,9 +69,25 @@ def render(G: Generator, k: int, h: torch.Tensor, code: torch.Tensor) -> torch.T
 
 def matching_loss(model, target: GradientTarget, images01: torch.Tensor, labels: torch.Tensor,
                   create_graph: bool = True) -> torch.Tensor:
-    """Cosine gradient distance of images in [0, 1] (normalised for the FL model) to the observed update."""
+    """Cosine gradient distance of images in [0, 1] (normalised for the FL model) to the observed update
+    (to its fitting part, if the target has a held-out split)."""
+    return matching_losses(model, target, images01, labels, create_graph)[0]
+
+
+def matching_losses(model, target: GradientTarget, images01: torch.Tensor, labels: torch.Tensor,
+                    create_graph: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(fitting, held-out) cosine distances from one dummy gradient (held-out None without a split)."""
     grads = target.dummy_update(model, normalize(images01), labels, create_graph=create_graph)
-    return target.cosine(grads)
+    return target.cosine_split(grads)
+
+
+def _score(model, target: GradientTarget, G: Generator, k: int, h: torch.Tensor, code: torch.Tensor,
+           labels: torch.Tensor) -> tuple[torch.Tensor, float, float | None]:
+    """The image of features ``h`` and its (fitting, held-out) losses, scored once more outside the loop."""
+    with torch.no_grad():
+        images = render(G, k, h, code)
+    fit, held = matching_losses(model, target, images, labels, create_graph=False)
+    return images.detach().clamp(0, 1).cpu(), float(fit.detach()), None if held is None else float(held)
 
 
 def _schedule(step: int, total: int, warmup: float) -> float:
@@ -78,7 +99,7 @@ def _schedule(step: int, total: int, warmup: float) -> float:
 
 def optimise_stage(model, target: GradientTarget, G: Generator, k: int, start: torch.Tensor, code: torch.Tensor,
                    labels: torch.Tensor, iterations: int, lr: float, radius: float | None = None,
-                   tv_weight: float = 0.0, norm_weight: float = 0.0, warmup: float = 0.1,
+                   tv_weight: float = 0.0, warmup: float = 0.1,
                    on_step=None, desc: str = "", learn_code: bool = False) -> StageResult:
     """Search stage ``k`` from ``start`` (see the module docstring); returns the best features by matching loss.
 
@@ -96,17 +117,14 @@ def optimise_stage(model, target: GradientTarget, G: Generator, k: int, start: t
         variables.append(mix)
     opt = torch.optim.Adam(variables, lr=lr)
     best_loss, best_h, best_code, curve = math.inf, h0.clone(), code, []
+    best_held, held_h, held_code = math.inf, None, code
     for step in progress(range(iterations), desc=desc or f"stage {k}"):
         for group in opt.param_groups:
             group["lr"] = lr * _schedule(step, iterations, warmup)
         code_now = mix.softmax(1) if learn_code else code
         images = render(G, k, h, code_now)
-        match = matching_loss(model, target, images, labels)
-        loss = match
-        if tv_weight:
-            loss = loss + tv_weight * total_variation(images)
-        if k == 0 and norm_weight:
-            loss = loss + norm_weight * ((h.pow(2).mean(1) - 1) ** 2).mean()
+        match, held = matching_losses(model, target, images, labels)
+        loss = match + tv_weight * total_variation(images) if tv_weight else match
         for var, grad in zip(variables, torch.autograd.grad(loss, variables)):
             var.grad = grad
         value = float(match.detach())
@@ -117,6 +135,8 @@ def optimise_stage(model, target: GradientTarget, G: Generator, k: int, start: t
             break
         if value < best_loss:
             best_loss, best_h, best_code = value, h.detach().clone(), code_now.detach().clone()
+        if held is not None and float(held) < best_held:
+            best_held, held_h, held_code = float(held), h.detach().clone(), code_now.detach().clone()
         opt.step()
         with torch.no_grad():
             if k == 0:
@@ -124,7 +144,13 @@ def optimise_stage(model, target: GradientTarget, G: Generator, k: int, start: t
             elif ball is not None:
                 h.copy_(h0 + project_l1_ball(h - h0, ball))
     # score the kept features once more, exactly as every other stage is scored
-    with torch.no_grad():
-        images = render(G, k, best_h, best_code)
-    final = float(matching_loss(model, target, images, labels, create_graph=False).detach()) if math.isfinite(best_loss) else math.inf
-    return StageResult(k, best_h, final, images.detach().clamp(0, 1).cpu(), curve, best_code)
+    if not math.isfinite(best_loss):
+        with torch.no_grad():
+            images = render(G, k, best_h, best_code).clamp(0, 1).cpu()
+        return StageResult(k, best_h, math.inf, images, curve, best_code)
+    images, final, final_held = _score(model, target, G, k, best_h, best_code, labels)
+    alternative = None
+    if held_h is not None:
+        alt_images, alt_fit, alt_held = _score(model, target, G, k, held_h, held_code, labels)
+        alternative = StageResult(k, held_h, alt_fit, alt_images, curve, held_code, held_loss=alt_held)
+    return StageResult(k, best_h, final, images, curve, best_code, held_loss=final_held, held_candidate=alternative)

@@ -3,16 +3,26 @@
 Searching only the latent z of a generator (GGL, notebook 04) leaves the attack inside the generator's range,
 which rarely contains the client's exact image. GIFD moves *into* the generator, stage by stage:
 
-1. stage 0: optimise z by cosine gradient matching (with small TV and norm terms, z kept on its sphere);
+1. stage 0: optimise z by cosine gradient matching (with a small TV term; z is kept on its sphere ||z|| = √d
+   after every step, so a norm penalty on z would always be zero and there is none);
 2. stage k = 1, 2, …: take the stage-k features h_0 that the previous stage's optimum produces and optimise
    them, projecting after every step onto the l1 ball ||h - h_0||_1 ≤ r_k (r_k a fraction of ||h_0||_1,
    notebook 06), so each stage can only move so far from an image the generator could make;
-3. with R restarts, every stage's result is scored by the *pure* gradient-matching loss, and the output is
-   the image of the (stage, restart) with the lowest loss — the attacker never sees the ground truth, and a
-   deeper stage that matches worse (or overfits noise into the image) is simply not chosen.
+3. choose the output among every (stage, restart) without the ground truth.
 
-``best_layer`` names the stage chosen; ``history.extra["stages"]`` holds, per stage, every restart's loss and
-image (``losses``, ``restart_images``) and the best of them (``best_loss``, ``images``, ``features``).
+Why step 3 needs care: stage k+1 starts from stage k's optimum, so within a restart the matching loss can only
+fall from stage to stage, and the lowest-loss rule (``select="loss"``) always picks the deepest stage, even where
+the deeper stage's extra freedom fits noise rather than the image. ``select="holdout"`` (the default) splits the
+observed update once, seeded, into a fitting part (a random 1 - ``holdout`` of the entries of every tensor) and
+a held-out part; every stage fits only the fitting part, and the held-out cosine distance, which overfitting
+cannot lower, chooses the stage: see :func:`choose_candidate` for the exact rule and docs/results for why.
+Then the chosen stage is refitted for ``refit_steps`` steps to the *whole* update from the chosen features (in
+an l1 ball of the stage's radius around them), so the output does not pay for the entries held out: the depth is
+chosen on held-out data, the image fitted on all of it.
+
+``best_layer`` names the stage chosen; ``history.extra["candidates"]`` holds every (restart, stage) candidate
+with its fitting and held-out loss and image; ``history.extra["stages"]`` holds, per stage, every restart's
+loss and image (``losses``, ``restart_images``) and the best of them (``best_loss``, ``images``, ``features``).
 """
 
 from __future__ import annotations
@@ -31,7 +41,9 @@ from ..gan.generator import Generator
 from .core import History, Reconstruction, snapshot_steps
 from .generative import optimise_stage, prepare, render, sphere
 
-__all__ = ["gifd", "search_stage_again", "radius_sweep"]
+__all__ = ["gifd", "choose_candidate", "SELECTION_RULES", "search_stage_again", "radius_sweep"]
+
+SELECTION_RULES = ("holdout", "loss")
 
 
 def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, threat_model: ThreatModel,
@@ -42,6 +54,7 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
     ``labels`` are the FL labels used in the gradient; ``class_code`` conditions G (hard labels or soft
     class mixtures, default ``labels``, i.e. the FL task and the GAN share classes). ``learn_code`` (the soft
     label mapping, notebook 07) optimises the mixture with the latent at stage 0 and keeps it fixed after.
+    ``config.select`` picks the output (module docstring); the split is drawn from ``seed``.
     """
     n = len(config.stages)
     if not (len(config.iterations) == len(config.lr) == len(config.radius) == n) or n == 0:
@@ -50,15 +63,18 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
         raise GifdError("GIFD stages must start at 0 (the latent) and increase")
     if config.stages[-1] >= len(G.STAGES):
         raise GifdError(f"the generator has stages 0..{len(G.STAGES) - 1}")
+    if config.select not in SELECTION_RULES:
+        raise GifdError(f"unknown stage selection {config.select!r}: choose one of {', '.join(SELECTION_RULES)}")
     device = next(model.parameters()).device
     target, labels, code = prepare(model, update, labels, class_code, threat_model,
-                                   num_classes=G.config.num_classes if learn_code else None)
+                                   num_classes=G.config.num_classes if learn_code else None,
+                                   holdout=config.holdout if config.select == "holdout" else 0.0, split_seed=seed)
     batch = len(labels)
 
     history = History()
-    per_stage = [{"stage": G.STAGES[k], "k": k, "losses": [], "restart_images": [], "best_loss": math.inf,
-                  "images": None, "features": None} for k in config.stages]
-    best = {"loss": math.inf, "images": None, "stage": None, "restart": None, "code": None}
+    per_stage = [{"stage": G.STAGES[k], "k": k, "losses": [], "held_losses": [], "restart_images": [],
+                  "best_loss": math.inf, "images": None, "features": None} for k in config.stages]
+    candidates, curves = [], []
     iterations = 0
     snap_at = snapshot_steps(sum(config.iterations), config.snapshots)
     t0 = time.perf_counter()
@@ -66,7 +82,8 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
         for restart in range(config.restarts):
             gen = torch.Generator().manual_seed(seed * 7919 + restart)
             h = sphere(torch.randn((batch, G.config.z_dim), generator=gen)).to(device)
-            prev_stage, offset, curve, code_r = 0, 0, [], code
+            prev_stage, offset, code_r = 0, 0, code
+            curves.append([])
             for i, k in enumerate(config.stages):
                 start = G.advance(prev_stage, h, code_r, k).detach()
 
@@ -78,34 +95,78 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
                             history.snapshots.append((offset + step + 1, render(G, k, feats, code_r).clamp(0, 1).cpu()))
 
                 result = optimise_stage(model, target, G, k, start, code_r, labels, config.iterations[i], config.lr[i],
-                                        radius=config.radius[i], tv_weight=config.tv_weight,
-                                        norm_weight=config.norm_weight if k == 0 else 0.0, warmup=config.warmup,
+                                        radius=config.radius[i], tv_weight=config.tv_weight, warmup=config.warmup,
                                         on_step=on_step, desc=f"GIFD restart {restart + 1} stage {G.STAGES[k]}",
                                         learn_code=learn_code and k == 0)
                 code_r = result.code
-                curve += result.curve
+                curves[-1] += result.curve
                 offset += config.iterations[i]
                 stage = per_stage[i]
                 stage["losses"].append(result.loss)
+                stage["held_losses"].append(result.held_loss)
                 stage["restart_images"].append(result.images)
                 if result.loss < stage["best_loss"]:
                     stage.update(best_loss=result.loss, images=result.images, features=result.features.cpu())
-                if result.loss < best["loss"]:
-                    best.update(loss=result.loss, images=result.images, stage=G.STAGES[k], restart=restart,
-                                code=code_r.detach().cpu())
-                    history.loss = curve
-                    history.best_restart = restart
+                for by, r in (("fit", result), ("held", result.held_candidate)):
+                    if r is not None and math.isfinite(r.loss):
+                        candidates.append({"restart": restart, "stage": G.STAGES[k], "k": k, "i": i, "by": by,
+                                           "fit": r.loss, "held": r.held_loss, "images": r.images,
+                                           "features": r.features.detach(), "code": r.code.detach()})
                 h, prev_stage = result.features, k
             history.restart_losses.append(min(s["losses"][-1] for s in per_stage))
     except KeyboardInterrupt:
         history.interrupted = True
-    if best["images"] is None:
+    if not candidates:
         raise GifdError("GIFD produced no finite result (NaN losses in every stage)")
-    history.extra["stages"] = per_stage
-    history.extra["best_layer"] = best["stage"]
-    history.extra["class_code"] = best["code"]
-    return Reconstruction(best["images"], labels.cpu(), history, threat_model, "gifd", iterations,
-                          time.perf_counter() - t0, best["loss"])
+    best = candidates[choose_candidate(candidates, config.select)]
+    history.loss, history.best_restart = curves[best["restart"]], best["restart"]
+    history.extra.update(stages=per_stage, candidates=candidates, best_layer=best["stage"],
+                         class_code=best["code"].cpu(), select=config.select, chosen=best)
+    images, loss = best["images"], best["fit"]
+    if config.select == "holdout" and config.refit_steps and not history.interrupted:
+        # the depth is chosen; now fit the chosen stage to the *whole* update, as one refits a model on all the
+        # data once validation has chosen its size
+        whole, _, _ = prepare(model, update, labels, best["code"], threat_model)
+        i = best["i"]
+        refit = optimise_stage(model, whole, G, best["k"], best["features"], best["code"], labels, config.refit_steps,
+                               config.lr[i], radius=config.radius[i], tv_weight=config.tv_weight, warmup=config.warmup,
+                               desc=f"GIFD refit {best['stage']} on the whole update")
+        iterations += len(refit.curve)
+        history.extra["refit"] = {"steps": len(refit.curve), "loss": refit.loss, "images_before": images}
+        images, loss = refit.images, refit.loss
+    return Reconstruction(images, labels.cpu(), history, threat_model, "gifd", iterations,
+                          time.perf_counter() - t0, loss)
+
+
+def choose_candidate(candidates: list[dict], rule: str = "holdout", restart_by: str = "fit",
+                     steps: bool = True) -> int:
+    """The index of the (stage, restart) candidate GIFD outputs; only losses are used, never the truth.
+
+    Each candidate has ``fit`` (its loss on the fitting part, the whole update without a split), ``held`` (its
+    held-out loss, None without a split) and ``by`` ("fit": a stage's lowest-fitting-loss step; "held": its
+    lowest-held-out-loss step).
+
+    - ``loss``: the lowest fitting loss over all "fit" candidates (with stages chained, the deepest stage).
+    - ``holdout``: first the restart, ranked by its lowest fitting loss (``restart_by="fit"``: how well it fits
+      is what separates a search that locked on from one that did not), or by its lowest held-out loss
+      (``"held"``); then, within that restart, the candidate with the lowest held-out loss (both kinds with
+      ``steps``, only the "fit" ones without).
+    """
+    if rule == "loss":
+        pool = [i for i, c in enumerate(candidates) if c["by"] == "fit"]
+        return min(pool, key=lambda i: candidates[i]["fit"])
+    if rule != "holdout":
+        raise GifdError(f"unknown stage selection {rule!r}: choose one of {', '.join(SELECTION_RULES)}")
+    if any(c["held"] is None for c in candidates):
+        raise GifdError("the holdout rule needs held-out losses (a GIFD run with a held-out split)")
+    pool = [i for i, c in enumerate(candidates) if steps or c["by"] == "fit"]
+    rank = "fit" if restart_by == "fit" else "held"
+    per_restart: dict[int, float] = {}
+    for i in pool:
+        r = candidates[i]["restart"]
+        per_restart[r] = min(per_restart.get(r, math.inf), candidates[i][rank])
+    restart = min(per_restart, key=per_restart.get)
+    return min((i for i in pool if candidates[i]["restart"] == restart), key=lambda i: candidates[i]["held"])
 
 
 def search_stage_again(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, G: Generator,

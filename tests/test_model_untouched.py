@@ -1,0 +1,40 @@
+"""Every attack leaves the FL model exactly as it found it: parameters, buffers, mode and ``.grad``."""
+
+import pytest
+import torch
+
+from gifd_lite import fl, models, pipeline
+from gifd_lite.config import get_preset
+from gifd_lite.gan import Generator, GeneratorConfig
+
+
+@pytest.fixture(scope="module")
+def prior():
+    torch.manual_seed(0)
+    G = Generator(GeneratorConfig(width=8, z_dim=32)).eval()
+    for p in G.parameters():
+        p.requires_grad_(False)
+    return G
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("bn_mode", ["eval", "train"])
+@pytest.mark.parametrize("method", pipeline.METHODS)
+def test_attack_leaves_the_model_as_it_found_it(method, bn_mode, prior):
+    model = models.build_model("convnet", seed=0)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())   # the buffers a forward pass moves
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([2, 7])
+    tm = fl.ThreatModel("convnet", bn_mode=bn_mode, batch_size=2)
+    update = pipeline.observe(model, x, y, tm)
+    for start_in_train_mode in (True, False):
+        model.train(start_in_train_mode)
+        before = _state(model)
+        pipeline.run_attack(method, model, update, get_preset("smoke"), batch_size=2, seed=0, generator=prior)
+        after = model.state_dict()
+        assert model.training == start_in_train_mode
+        assert all(torch.equal(before[k], after[k]) for k in before), "parameters or buffers changed"
+        assert all(p.grad is None for p in model.parameters()), "the attack left gradients on the model"
