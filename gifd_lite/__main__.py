@@ -60,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--label-mapping", default="none", choices=["none", "gradient", "model", "soft", "oracle"],
                    help="how the FL label picks the GAN's class (the model probe's judge is the shipped classifier "
                         "restricted to the FL task's classes, standing in for a trained global model)")
-    a.add_argument("--select", default="holdout", choices=["holdout", "loss"],
-                   help="GIFD's output stage: by a held-out part of the update (default) or the lowest fitting loss")
+    a.add_argument("--select", default="auto", choices=["auto", "holdout", "loss"],
+                   help="GIFD's output stage: by a held-out part of the update, by the lowest fitting loss, or "
+                        "auto (default): holdout for a defended or multi-example update, else loss")
     a.add_argument("--device", default="auto")
     a.add_argument("--out", default="runs/attack", help="folder for metrics.json and reconstruction.png")
 
@@ -119,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--images", type=int, help="victim images per cell (default: the preset's n_images)")
     r.add_argument("--seeds", type=int, default=1)
     r.add_argument("--model", default="resnet18", choices=MODEL_NAMES, help="the FL model attacked (default resnet18)")
-    r.add_argument("--select", default="holdout", choices=["holdout", "loss"],
+    r.add_argument("--select", default="auto", choices=["auto", "holdout", "loss"],
                    help="GIFD's stage choice in every GIFD cell (records made before it existed used loss)")
     r.add_argument("--backend", default="local", choices=["local", "dask"])
     r.add_argument("--scheduler", help="a Dask scheduler address; without it a local cluster is started")

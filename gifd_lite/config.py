@@ -57,13 +57,17 @@ class GIFDConfig:
     tv_weight: float = 1e-4
     warmup: float = 0.1          # fraction of each stage's steps with a linearly rising learning rate
     snapshots: int = 4
-    select: str = "holdout"      # how the output's (stage, restart) is chosen: "holdout" or "loss" (gifd.py)
+    select: str = "auto"         # how the output's (stage, restart) is chosen: "auto", "holdout" or "loss" (gifd.py)
     holdout: float = 0.2         # with "holdout": the fraction of every tensor's entries held out of the fit
     refit_steps: int = 60        # with "holdout": steps refitting the chosen stage to the whole update
+    refit_lr_scale: float = 0.3  # the refit's learning rate, as a fraction of the chosen stage's (it starts at an
+                                 # optimum: the stage's own rate kicks it out again, measured on one image)
 
     @property
     def total_iterations(self) -> int:
-        refit = self.refit_steps if self.select == "holdout" else 0
+        """Iterations of a run: every stage of every restart, and the refit unless the rule is ``loss`` (an
+        ``auto`` run that resolves to ``loss`` does 60 fewer)."""
+        refit = self.refit_steps if self.select != "loss" else 0
         return sum(self.iterations) * self.restarts + refit
 
 

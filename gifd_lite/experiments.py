@@ -42,7 +42,8 @@ class RunSpec:
     scenario: str = "in-distribution"
     label_mapping: str = "none"
     labels_known: bool = False
-    select: str = "holdout"       # GIFD's stage choice (gifd_lite.attacks.gifd.choose_candidate)
+    select: str = "auto"          # GIFD's stage choice (gifd_lite.attacks.gifd.choose_candidate); other attacks
+                                  # ignore it and keep the default
     overrides: dict = field(default_factory=dict)
     tag: str = ""                 # free text naming the table cell, e.g. "radius=0.3"
 
@@ -57,7 +58,8 @@ class RunSpec:
         if spec.get("prior") == "cifar10" and spec.get("scenario", "in-distribution") == "in-distribution":
             spec["prior"] = None                  # written before the scenario's default prior existed
         if "select" not in spec:                  # written before issue 15's fixes: GIFD chose by the lowest
-            spec["select"] = "loss"               # loss, and GGL ran the preset's budget of that time
+            if spec["method"] == "gifd":          # loss, and GGL ran the preset's budget of that time
+                spec["select"] = "loss"
             if spec["method"] == "ggl" and "ggl" not in spec.get("overrides", {}):
                 spec["overrides"] = {**spec.get("overrides", {}), "ggl": {
                     "evaluations": _OLD_GGL_EVALUATIONS[spec.get("preset", "laptop")], "popsize": None}}

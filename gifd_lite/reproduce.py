@@ -115,7 +115,7 @@ TABLES = {"main": _main, "batch": _batch, "fedavg": _fedavg, "defenses": _defens
 
 
 def table_specs(table: str, preset: str, images: int | None = None, seeds: int = 1,
-                model: str = "resnet18", select: str = "holdout") -> list[RunSpec]:
+                model: str = "resnet18", select: str = "auto") -> list[RunSpec]:
     """The runs of a named table: ``images`` test images (5, 1005, ...; the ood tables use every 500th image
     of the FL task's 5000), seeds 0..seeds-1, attacking the FL ``model`` (the paper's ResNet-18 by default;
     the ConvNet is about ten times cheaper on a CPU), GIFD choosing its stage by ``select``."""
@@ -128,7 +128,8 @@ def table_specs(table: str, preset: str, images: int | None = None, seeds: int =
     indices = [(5 + step * k) % (5000 if step == 500 else 10000) for k in range(images)]
     from dataclasses import replace
 
-    specs = [replace(spec, model=model, select=select) for spec in TABLES[table](preset, indices, list(range(seeds)))]
+    specs = [replace(spec, model=model, **({"select": select} if spec.method == "gifd" else {}))
+             for spec in TABLES[table](preset, indices, list(range(seeds)))]
     # image by image (stable, so each image keeps the table's cell order): a sweep stopped early has every
     # cell measured on the same images
     return sorted(specs, key=lambda s: (s.seed, s.index))

@@ -31,18 +31,20 @@ def candidate_table(reconstructions: list, truth01: torch.Tensor) -> list[dict]:
 
 
 def rule_outcomes(rows: list[dict]) -> dict[str, list[float]]:
-    """Per rule, the PSNR of the candidate it picks on each image: ``holdout`` (GIFD's default), ``loss`` (the
-    lowest fitting loss), ``oracle`` (the best PSNR among the stage ends: the ceiling of any rule)."""
-    out = {"holdout": [], "loss": [], "oracle": []}
+    """Per rule, the PSNR of the candidate it picks on each image: ``holdout`` (runs with a held-out split only),
+    ``loss`` (the lowest fitting loss), ``oracle`` (the best PSNR among the stage ends: the ceiling of any rule).
+    These are the candidates before GIFD's refit of the chosen stage."""
+    rules = ("holdout", "loss") if all(r["held"] is not None for r in rows) else ("loss",)
+    out = {**{rule: [] for rule in rules}, "oracle": []}
     for j in sorted({r["image"] for r in rows}):
         mine = [r for r in rows if r["image"] == j]
-        for rule in ("holdout", "loss"):
+        for rule in rules:
             out[rule].append(mine[choose_candidate(mine, rule)]["psnr"])
         out["oracle"].append(max(r["psnr"] for r in mine if r["by"] == "fit"))
     return out
 
 
-def plot_stage_losses(rows: list[dict], image: int = 0, ax=None):
+def plot_stage_losses(rows: list[dict], image: int = 0, ax=None, title: str = ""):
     """For one image: fitting and held-out loss of every restart's stage ends (log scale), and their PSNR on a
     second axis; the chosen candidate is circled."""
     import matplotlib.pyplot as plt
@@ -69,5 +71,5 @@ def plot_stage_losses(rows: list[dict], image: int = 0, ax=None):
     twin.set_ylabel("PSNR (dB)", color="tab:blue")
     handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
     ax.legend(handles, [h.get_label() for h in handles], fontsize=7, loc="lower left")
-    ax.set_title(f"image {image}: every restart's stages (faded: restart 2)", fontsize=9)
+    ax.set_title(title or f"image {image}: every restart's stages (faded: restart 2)", fontsize=9)
     return ax.figure

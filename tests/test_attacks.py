@@ -26,6 +26,27 @@ def test_idlg_recovers_an_image_on_lenet(cifar_test, smoke):
     assert len(rec.history.snapshots) >= 2
 
 
+def test_dlg_pairs_every_recorded_loss_with_the_point_it_was_computed_at(cifar_test, smoke, monkeypatch):
+    """L-BFGS returns the loss from *before* its step; the tracker must get the loss of the image it stores
+    (checked with iDLG, whose labels are fixed, so the loss can be recomputed from the image alone)."""
+    model, x, y, update = _observe("lenet", cifar_test)
+    seen = []
+    original = core.Tracker.update
+
+    def spy(self, step, loss, xs, extra=None):
+        seen.append((loss, xs.detach().clone()))
+        return original(self, step, loss, xs, extra)
+
+    monkeypatch.setattr(core.Tracker, "update", spy)
+    pipeline.run_attack("idlg", model, update, smoke.override(dlg=replace(smoke.dlg, iterations=5)), batch_size=1,
+                        labels=y)
+    target = core.GradientTarget(model, update.tensors)
+    assert len(seen) == 5
+    for loss, xs in seen:
+        recomputed = float(target.l2(core.model_gradients(model, xs, y, create_graph=False)))
+        assert abs(recomputed - loss) <= 1e-4 * loss + 1e-9
+
+
 def test_dlg_optimises_labels_jointly(cifar_test, smoke):
     model, x, y, update = _observe("lenet", cifar_test)
     rec = pipeline.run_attack("dlg", model, update, smoke, batch_size=1)

@@ -8,7 +8,7 @@ import torch
 from gifd_lite import fl, models, pipeline
 from gifd_lite.attacks.core import GradientTarget, holdout_split, model_gradients
 from gifd_lite.attacks.generative import matching_loss, render
-from gifd_lite.attacks.gifd import choose_candidate, gifd
+from gifd_lite.attacks.gifd import choose_candidate, gifd, resolve_selection
 from gifd_lite.config import get_preset
 from gifd_lite.errors import GifdError
 from gifd_lite.gan import Generator, GeneratorConfig
@@ -83,7 +83,7 @@ def prior():
 
 def test_gifd_holdout_records_both_losses_and_outputs_the_rule_s_choice(observed, prior):
     model, x, y, update = observed
-    config = replace(get_preset("smoke").gifd, restarts=2)
+    config = replace(get_preset("smoke").gifd, restarts=2, select="holdout")
     rec = gifd(model, update.tensors, y, update.threat_model, prior, config, seed=1)
     extra = rec.history.extra
     assert extra["select"] == "holdout"
@@ -106,3 +106,12 @@ def test_gifd_holdout_records_both_losses_and_outputs_the_rule_s_choice(observed
     assert all(c["held"] is None for c in loss_rule.history.extra["candidates"])
     with pytest.raises(GifdError, match="stage selection"):
         gifd(model, update.tensors, y, update.threat_model, prior, replace(config, select="oracle"), seed=1)
+
+
+def test_auto_holds_out_only_where_the_server_knows_the_deepest_stage_may_overfit():
+    assert resolve_selection("auto", fl.ThreatModel("convnet")) == "loss"
+    assert resolve_selection("auto", fl.ThreatModel("convnet", batch_size=8)) == "holdout"
+    assert resolve_selection("auto", fl.ThreatModel("convnet", defense="noise", defense_param=0.01)) == "holdout"
+    assert resolve_selection("loss", fl.ThreatModel("convnet", batch_size=8)) == "loss"
+    with pytest.raises(GifdError, match="stage selection"):
+        resolve_selection("psnr", None)

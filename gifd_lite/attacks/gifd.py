@@ -12,13 +12,14 @@ which rarely contains the client's exact image. GIFD moves *into* the generator,
 
 Why step 3 needs care: stage k+1 starts from stage k's optimum, so within a restart the matching loss can only
 fall from stage to stage, and the lowest-loss rule (``select="loss"``) always picks the deepest stage, even where
-the deeper stage's extra freedom fits noise rather than the image. ``select="holdout"`` (the default) splits the
+the deeper stage's extra freedom fits noise rather than the image. ``select="holdout"`` splits the
 observed update once, seeded, into a fitting part (a random 1 - ``holdout`` of the entries of every tensor) and
 a held-out part; every stage fits only the fitting part, and the held-out cosine distance, which overfitting
 cannot lower, chooses the stage: see :func:`choose_candidate` for the exact rule and docs/results for why.
-Then the chosen stage is refitted for ``refit_steps`` steps to the *whole* update from the chosen features (in
-an l1 ball of the stage's radius around them), so the output does not pay for the entries held out: the depth is
-chosen on held-out data, the image fitted on all of it.
+Then the chosen stage is refitted for ``refit_steps`` steps, at ``refit_lr_scale`` times its learning rate, to the
+*whole* update from the chosen features (in an l1 ball of the stage's radius around them), so the output does not pay for the entries held out: the depth is
+chosen on held-out data, the image fitted on all of it. ``select="auto"``, the default, uses the held-out rule
+where it pays and the lowest loss where it does not (:func:`resolve_selection`).
 
 ``best_layer`` names the stage chosen; ``history.extra["candidates"]`` holds every (restart, stage) candidate
 with its fitting and held-out loss and image; ``history.extra["stages"]`` holds, per stage, every restart's
@@ -41,9 +42,26 @@ from ..gan.generator import Generator
 from .core import History, Reconstruction, snapshot_steps
 from .generative import optimise_stage, prepare, render, sphere
 
-__all__ = ["gifd", "choose_candidate", "SELECTION_RULES", "search_stage_again", "radius_sweep"]
+__all__ = ["gifd", "choose_candidate", "resolve_selection", "SELECTION_RULES", "search_stage_again", "radius_sweep"]
 
-SELECTION_RULES = ("holdout", "loss")
+SELECTION_RULES = ("auto", "holdout", "loss")
+
+
+def resolve_selection(select: str, threat_model: ThreatModel | None) -> str:
+    """``auto`` (the default) is ``loss`` for an undefended single-example update and ``holdout`` otherwise.
+
+    Why (docs/results/stage_selection.md, ConvNet, ten images per setting, paired): on a clean batch-1 gradient
+    every stage fits nearly all of the image, the deepest stage is rarely wrong, and fitting only 80% of the update
+    costs more than the held-out choice wins back; under noise and at large batches the deepest stage overfits and
+    the held-out choice gains. Both facts are public to the server: the protocol reveals how many examples a client
+    used, and a defense such as noise is announced (its σ is a privacy parameter).
+    """
+    if select not in SELECTION_RULES:
+        raise GifdError(f"unknown stage selection {select!r}: choose one of {', '.join(SELECTION_RULES)}")
+    if select != "auto":
+        return select
+    plain = threat_model is None or (threat_model.batch_size == 1 and threat_model.defense == "none")
+    return "loss" if plain else "holdout"
 
 
 def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, threat_model: ThreatModel,
@@ -54,7 +72,8 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
     ``labels`` are the FL labels used in the gradient; ``class_code`` conditions G (hard labels or soft
     class mixtures, default ``labels``, i.e. the FL task and the GAN share classes). ``learn_code`` (the soft
     label mapping, notebook 07) optimises the mixture with the latent at stage 0 and keeps it fixed after.
-    ``config.select`` picks the output (module docstring); the split is drawn from ``seed``.
+    ``config.select`` picks the output (module docstring, :func:`resolve_selection`); the split is drawn from
+    ``seed``.
     """
     n = len(config.stages)
     if not (len(config.iterations) == len(config.lr) == len(config.radius) == n) or n == 0:
@@ -63,12 +82,11 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
         raise GifdError("GIFD stages must start at 0 (the latent) and increase")
     if config.stages[-1] >= len(G.STAGES):
         raise GifdError(f"the generator has stages 0..{len(G.STAGES) - 1}")
-    if config.select not in SELECTION_RULES:
-        raise GifdError(f"unknown stage selection {config.select!r}: choose one of {', '.join(SELECTION_RULES)}")
+    select = resolve_selection(config.select, threat_model)
     device = next(model.parameters()).device
     target, labels, code = prepare(model, update, labels, class_code, threat_model,
                                    num_classes=G.config.num_classes if learn_code else None,
-                                   holdout=config.holdout if config.select == "holdout" else 0.0, split_seed=seed)
+                                   holdout=config.holdout if select == "holdout" else 0.0, split_seed=seed)
     batch = len(labels)
 
     history = History()
@@ -118,18 +136,19 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
         history.interrupted = True
     if not candidates:
         raise GifdError("GIFD produced no finite result (NaN losses in every stage)")
-    best = candidates[choose_candidate(candidates, config.select)]
+    best = candidates[choose_candidate(candidates, select)]
     history.loss, history.best_restart = curves[best["restart"]], best["restart"]
     history.extra.update(stages=per_stage, candidates=candidates, best_layer=best["stage"],
-                         class_code=best["code"].cpu(), select=config.select, chosen=best)
+                         class_code=best["code"].cpu(), select=select, chosen=best)
     images, loss = best["images"], best["fit"]
-    if config.select == "holdout" and config.refit_steps and not history.interrupted:
+    if select == "holdout" and config.refit_steps and not history.interrupted:
         # the depth is chosen; now fit the chosen stage to the *whole* update, as one refits a model on all the
         # data once validation has chosen its size
         whole, _, _ = prepare(model, update, labels, best["code"], threat_model)
         i = best["i"]
         refit = optimise_stage(model, whole, G, best["k"], best["features"], best["code"], labels, config.refit_steps,
-                               config.lr[i], radius=config.radius[i], tv_weight=config.tv_weight, warmup=config.warmup,
+                               config.refit_lr_scale * config.lr[i], radius=config.radius[i],
+                               tv_weight=config.tv_weight, warmup=config.warmup,
                                desc=f"GIFD refit {best['stage']} on the whole update")
         iterations += len(refit.curve)
         history.extra["refit"] = {"steps": len(refit.curve), "loss": refit.loss, "images_before": images}
@@ -156,7 +175,7 @@ def choose_candidate(candidates: list[dict], rule: str = "holdout", restart_by: 
         pool = [i for i, c in enumerate(candidates) if c["by"] == "fit"]
         return min(pool, key=lambda i: candidates[i]["fit"])
     if rule != "holdout":
-        raise GifdError(f"unknown stage selection {rule!r}: choose one of {', '.join(SELECTION_RULES)}")
+        raise GifdError(f"unknown stage selection {rule!r}: choose holdout or loss")
     if any(c["held"] is None for c in candidates):
         raise GifdError("the holdout rule needs held-out losses (a GIFD run with a held-out split)")
     pool = [i for i, c in enumerate(candidates) if steps or c["by"] == "fit"]
