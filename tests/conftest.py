@@ -24,3 +24,17 @@ def smoke():
     from gifd_lite.config import get_preset
 
     return get_preset("smoke")
+
+
+@pytest.fixture(scope="module")
+def tiny_prior():
+    """An untrained, frozen width-8 generator: the stage API at a size a unit test can afford."""
+    import torch
+
+    from gifd_lite.gan import Generator, GeneratorConfig
+
+    torch.manual_seed(0)
+    G = Generator(GeneratorConfig(width=8, z_dim=32)).eval()
+    for p in G.parameters():
+        p.requires_grad_(False)
+    return G

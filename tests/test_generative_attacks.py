@@ -8,7 +8,6 @@ from gifd_lite.attacks.gan_latent import ggl, gias, kl_to_standard_normal
 from gifd_lite.attacks.gifd import gifd
 from gifd_lite.attacks.l1ball import project_l1_ball
 from gifd_lite.config import get_preset
-from gifd_lite.gan import Generator, GeneratorConfig
 
 
 def _brute_force_projection(v: np.ndarray, r: float) -> np.ndarray:
@@ -43,11 +42,8 @@ def test_l1_projection_matches_brute_force(seed):
 
 
 @pytest.fixture(scope="module")
-def setting():
-    torch.manual_seed(0)
-    G = Generator(GeneratorConfig(width=8, z_dim=32)).eval()
-    for p in G.parameters():
-        p.requires_grad_(False)
+def setting(tiny_prior):
+    G = tiny_prior
     model = models.build_model("convnet", seed=0).eval()
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     y = torch.tensor([1, 5])

@@ -5,16 +5,6 @@ import torch
 
 from gifd_lite import fl, models, pipeline
 from gifd_lite.config import get_preset
-from gifd_lite.gan import Generator, GeneratorConfig
-
-
-@pytest.fixture(scope="module")
-def prior():
-    torch.manual_seed(0)
-    G = Generator(GeneratorConfig(width=8, z_dim=32)).eval()
-    for p in G.parameters():
-        p.requires_grad_(False)
-    return G
 
 
 def _state(model):
@@ -23,7 +13,7 @@ def _state(model):
 
 @pytest.mark.parametrize("bn_mode", ["eval", "train"])
 @pytest.mark.parametrize("method", pipeline.METHODS)
-def test_attack_leaves_the_model_as_it_found_it(method, bn_mode, prior):
+def test_attack_leaves_the_model_as_it_found_it(method, bn_mode, tiny_prior):
     model = models.build_model("convnet", seed=0)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())   # the buffers a forward pass moves
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
@@ -33,7 +23,7 @@ def test_attack_leaves_the_model_as_it_found_it(method, bn_mode, prior):
     for start_in_train_mode in (True, False):
         model.train(start_in_train_mode)
         before = _state(model)
-        pipeline.run_attack(method, model, update, get_preset("smoke"), batch_size=2, seed=0, generator=prior)
+        pipeline.run_attack(method, model, update, get_preset("smoke"), batch_size=2, seed=0, generator=tiny_prior)
         after = model.state_dict()
         assert model.training == start_in_train_mode
         assert all(torch.equal(before[k], after[k]) for k in before), "parameters or buffers changed"

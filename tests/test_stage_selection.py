@@ -11,7 +11,6 @@ from gifd_lite.attacks.generative import matching_loss, render
 from gifd_lite.attacks.gifd import choose_candidate, gifd, resolve_selection
 from gifd_lite.config import get_preset
 from gifd_lite.errors import GifdError
-from gifd_lite.gan import Generator, GeneratorConfig
 
 
 def test_holdout_split_holds_out_the_fraction_of_every_tensor_and_is_seeded():
@@ -72,16 +71,8 @@ def test_choose_candidate_rules():
         choose_candidate(cands, "psnr")
 
 
-@pytest.fixture(scope="module")
-def prior():
-    torch.manual_seed(0)
-    G = Generator(GeneratorConfig(width=8, z_dim=32)).eval()
-    for p in G.parameters():
-        p.requires_grad_(False)
-    return G
-
-
-def test_gifd_holdout_records_both_losses_and_outputs_the_rule_s_choice(observed, prior):
+def test_gifd_holdout_records_both_losses_and_outputs_the_rule_s_choice(observed, tiny_prior):
+    prior = tiny_prior
     model, x, y, update = observed
     config = replace(get_preset("smoke").gifd, restarts=2, select="holdout")
     rec = gifd(model, update.tensors, y, update.threat_model, prior, config, seed=1)
