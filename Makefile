@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PRESET ?= laptop
-export GIFD_DATA ?= data
 
 .PHONY: setup course test clean
 

@@ -1,7 +1,8 @@
 """The command line: ``python -m gifd_lite {attack,info,fetch,course,train-gan,train-classifier,reproduce}``.
 
-Bad input (a missing file, an unreadable image, a label out of range, an unknown option) exits with
-status 2 and a single line on stderr, never a traceback.
+Bad input exits with a single line on stderr, never a traceback: status 2 for a wrong command line (an unknown
+option, a missing or contradictory argument, a label out of range), 1 for a runtime error (a missing file, an
+unreadable image, a corrupt checkpoint, no dataset).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import platform
 import sys
 from pathlib import Path
 
-from .errors import GifdError
+from .errors import GifdError, UsageError
 
 
 
@@ -21,7 +22,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line."""
 
     def error(self, message: str):
-        raise GifdError(message)
+        raise UsageError(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .models import MODEL_NAMES
     from .pipeline import METHODS
 
+    from . import __version__
+
     parser = _Parser(prog="python -m gifd_lite", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"gifd_lite {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     a = sub.add_parser("attack", help="invert one client update and score the reconstruction")
@@ -70,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--device", default="auto")
 
     f = sub.add_parser("fetch", help="pre-download what offline labs need (needs internet once)")
-    f.add_argument("what", nargs="*", default=["lpips"], choices=["lpips", "cifar10"])
+    f.add_argument("what", nargs="*", default=["lpips"], help="lpips and/or cifar10 (default: lpips)")
 
     c = sub.add_parser("course", help="execute the notebooks with papermill into runs/<preset>/")
     c.add_argument("--preset", default="laptop", choices=list(PRESETS))
@@ -119,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--preset", default="laptop", choices=list(PRESETS))
     r.add_argument("--images", type=int, help="victim images per cell (default: the preset's n_images)")
     r.add_argument("--seeds", type=int, default=1)
-    r.add_argument("--model", default="resnet18", choices=MODEL_NAMES, help="the FL model attacked (default resnet18)")
+    r.add_argument("--model", default="convnet", choices=MODEL_NAMES,
+                   help="the FL model attacked (default convnet; resnet18, the paper's, is about ten times slower)")
     r.add_argument("--select", default="auto", choices=["auto", "holdout", "loss"],
                    help="GIFD's stage choice in every GIFD cell (records made before it existed used loss)")
     r.add_argument("--backend", default="local", choices=["local", "dask"])
@@ -150,14 +155,14 @@ def cmd_attack(args) -> dict:
     scenario = get_scenario(args.scenario)
     num_classes = len(scenario.task_classes)
     if (args.image is None) == (args.index is None):
-        raise GifdError("give either --index N (a dataset image) or --image PATH --label K")
+        raise UsageError("give either --index N (a dataset image) or --image PATH --label K")
     if args.index is not None and args.label:
-        raise GifdError("--label goes with --image; a dataset image (--index) has its own label")
+        raise UsageError("--label goes with --image; a dataset image (--index) has its own label")
     preset = get_preset(args.preset)
     if args.iters is not None or args.restarts is not None:
         changes = {k: v for k, v in (("iterations", args.iters), ("restarts", args.restarts)) if v is not None}
         if any(v < 1 for v in changes.values()):
-            raise GifdError("--iters and --restarts must be at least 1")
+            raise UsageError("--iters and --restarts must be at least 1")
         gifd_changes = {"restarts": args.restarts} if args.restarts else {}
         if args.iters:  # GIFD: split the budget evenly over its stages
             gifd_changes["iterations"] = tuple([max(1, args.iters // len(preset.gifd.stages))] * len(preset.gifd.stages))
@@ -173,10 +178,10 @@ def cmd_attack(args) -> dict:
     if args.image is not None:
         labels = args.label or []
         if len(labels) != len(args.image):
-            raise GifdError(f"give one --label per --image ({len(args.image)} images, {len(labels)} labels)")
+            raise UsageError(f"give one --label per --image ({len(args.image)} images, {len(labels)} labels)")
         bad = [k for k in labels if not 0 <= k < num_classes]
         if bad:
-            raise GifdError(f"label {bad[0]} is out of range: the {args.scenario} task's labels are 0..{num_classes - 1}")
+            raise UsageError(f"label {bad[0]} is out of range: the {args.scenario} task's labels are 0..{num_classes - 1}")
         x = data.load_images(args.image)
         y = torch.tensor(labels, dtype=torch.long)
         source = {"images": args.image}
@@ -205,7 +210,7 @@ def cmd_attack(args) -> dict:
         generator = load_generator(args.prior or scenario.prior, device=device)
         mapping = _label_mapping(args.label_mapping, scenario, generator, model, update, device)
     elif args.label_mapping != "none":
-        raise GifdError(f"--label-mapping is for the GAN-prior attacks (ggl, gias, gifd), not {args.method}")
+        raise UsageError(f"--label-mapping is for the GAN-prior attacks (ggl, gias, gifd), not {args.method}")
     rec = pipeline.run_attack(args.method, model, update, preset, batch_size, seed=args.seed,
                               labels=y if args.labels_known else None, generator=generator, label_mapping=mapping)
     record = pipeline.score(rec, x, y)
@@ -275,6 +280,9 @@ def cmd_info(args) -> dict:
 
 def cmd_fetch(args) -> dict:
     done = {}
+    unknown = [w for w in args.what if w not in ("lpips", "cifar10")]
+    if unknown:                      # checked here: argparse on Python 3.11 rejects a '*' positional's default
+        raise UsageError(f"fetch: unknown {unknown[0]!r} (choose lpips and/or cifar10)")
     for what in args.what:
         try:
             if what == "lpips":
@@ -310,7 +318,7 @@ def cmd_train_gan(args) -> dict:
 
     set_threads()
     if args.steps < 1:
-        raise GifdError("--steps must be at least 1")
+        raise UsageError("--steps must be at least 1")
     dataset = subset_classes(data.load_cifar10("train"), args.classes)
     out = Path(args.out)
     samples = Path("runs") / "train-gan" / (out.stem + "_samples")
@@ -359,7 +367,7 @@ def cmd_train_classifier(args) -> dict:
 
     set_threads()
     if args.steps < 1:
-        raise GifdError("--steps must be at least 1")
+        raise UsageError("--steps must be at least 1")
     device = resolve_device(args.device)
     train_set, test_set = data.load_cifar10("train"), data.load_cifar10("test")
     model = build_model(args.model, seed=args.seed).to(device)
@@ -386,9 +394,9 @@ def cmd_bench(args) -> dict:
 
     set_threads()
     if args.iterations < 4 or not 1 <= args.batch_size <= 10:
-        raise GifdError("--iterations must be at least 4 and --batch-size between 1 and 10")
+        raise UsageError("--iterations must be at least 4 and --batch-size between 1 and 10")
     if args.restarts < 1:
-        raise GifdError("--restarts must be at least 1")
+        raise UsageError("--restarts must be at least 1")
     return bench(args.model, args.iterations, args.batch_size, device=resolve_device(args.device), methods=args.methods,
                  restarts=args.restarts)
 
@@ -439,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
                   "reproduce": cmd_reproduce}[args.command](args)
     except GifdError as exc:
         print(f"gifd_lite: error: {exc}", file=sys.stderr)
-        return 2
+        return 2 if isinstance(exc, UsageError) else 1
     except KeyboardInterrupt:
         print("gifd_lite: interrupted", file=sys.stderr)
         return 130

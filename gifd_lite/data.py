@@ -1,6 +1,6 @@
 """CIFAR-10 and user images: loading, caching, normalisation and victim batches (notebook 00).
 
-Images live in ``$GIFD_DATA`` (default ``data/``) as torchvision's ``cifar-10-batches-py`` or as an
+Images live in ``$GIFD_DATA`` (default: the checkout's ``data/``) as torchvision's ``cifar-10-batches-py`` or as an
 image-folder tree ``cifar10/{train,test}/<class>/*.{png,jpg}``. Decoded arrays of an image-folder tree are
 cached under ``$GIFD_CACHE`` (default ``~/.cache/gifd_lite``) so the 60k images load in about a second after
 the first time. ``--index N`` follows the source's own order: torchvision's original order, or sorted
@@ -49,8 +49,12 @@ class ImageSet:
 
 
 def data_root() -> Path:
-    """Where datasets live: ``$GIFD_DATA`` or ``data/``."""
-    return Path(os.environ.get("GIFD_DATA", "data")).expanduser()
+    """Where datasets live: ``$GIFD_DATA``, else the checkout's ``data/`` folder (beside the shipped checkpoints,
+    whatever the working directory: a Jupyter kernel runs in ``notebooks/``), else ``./data``."""
+    if "GIFD_DATA" in os.environ:
+        return Path(os.environ["GIFD_DATA"]).expanduser()
+    checkout = Path(__file__).resolve().parent.parent / "data"
+    return checkout if (checkout / "MANIFEST").exists() else Path("data")
 
 
 def cache_dir() -> Path:

@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 import warnings
 
 import numpy as np
@@ -52,13 +54,14 @@ def _lpips_model():
         try:
             import lpips
 
-            with warnings.catch_warnings():
+            # torch.hub announces its download on stdout, which carries the CLI's JSON: send it to stderr
+            with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
                 warnings.simplefilter("ignore")
                 _LPIPS["model"] = lpips.LPIPS(net="alex", verbose=False).eval()
         except Exception as exc:  # no network for the backbone, or a broken cache
             _LPIPS["error"] = (f"LPIPS unavailable ({type(exc).__name__}): its AlexNet weights could not be "
                                "loaded; run `python -m gifd_lite fetch lpips` once with internet")
-            print(f"gifd_lite: {_LPIPS['error']}; LPIPS is reported as null")
+            print(f"gifd_lite: {_LPIPS['error']}; LPIPS is reported as null", file=sys.stderr)
     return _LPIPS["model"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ def resolve_device(name: str = "auto", verbose: bool = True) -> torch.device:
     if verbose and str(device) not in _ANNOUNCED:
         _ANNOUNCED.add(str(device))
         detail = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
-        print(f"gifd_lite: running on {device} ({detail})")
+        print(f"gifd_lite: running on {device} ({detail})", file=sys.stderr)
     return device
 
 

@@ -42,6 +42,40 @@ def test_bad_input_is_one_line_without_traceback(args, tmp_path):
     assert len(errors) == 1, result.stderr
 
 
+@pytest.mark.parametrize("args, status", [
+    (["attack", "--method", "nope", "--index", "0"], 2),                                   # unknown option value
+    (["attack", "--method", "ig"], 2),                                                    # neither --index nor --image
+    (["attack", "--method", "ig", "--image", "{img}", "--label", "12"], 2),                # label out of range
+    (["attack", "--method", "ig", "--image", "missing.png", "--label", "3"], 1),          # a file that is not there
+    (["attack", "--method", "gifd", "--index", "0", "--prior", "{bad}"], 1),              # a corrupt checkpoint
+])
+def test_usage_errors_exit_2_and_runtime_errors_exit_1(args, status, tmp_path):
+    from PIL import Image
+
+    img = tmp_path / "ok.png"
+    Image.new("RGB", (32, 32)).save(img)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert main([a.format(img=img, bad=bad) for a in args] + ["--out", str(tmp_path / "out")]) == status
+
+
+def test_version_and_a_bare_fetch_parse():
+    from gifd_lite import __version__
+    from gifd_lite.__main__ import build_parser
+
+    result = _run("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"gifd_lite {__version__}"
+    assert build_parser().parse_args(["fetch"]).what == ["lpips"]   # a '*' positional with choices fails on 3.11
+    assert main(["fetch", "weights"]) == 2
+
+
+def test_diagnostics_go_to_stderr_and_stdout_is_the_json_line(tmp_path):
+    result = _run("attack", "--method", "idlg", "--index", "3000", "--preset", "smoke", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.strip().splitlines()) == 1 and json.loads(result.stdout)["method"] == "idlg"
+    assert "running on" in result.stderr
+
+
 def test_attack_writes_metrics_and_picture(tmp_path):
     result = _run("attack", "--method", "idlg", "--index", "3000", "--preset", "smoke", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr

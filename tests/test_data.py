@@ -56,3 +56,16 @@ def test_user_images_are_resized(tmp_path):
     Image.new("RGB", (100, 60), (255, 0, 0)).save(tmp_path / "a.png")
     x = data.load_images([tmp_path / "a.png"])
     assert x.shape == (1, 3, 32, 32) and float(x[0, 0].mean()) == pytest.approx(1.0)
+
+
+def test_data_root_is_the_checkout_s_data_folder_from_any_working_directory(monkeypatch, tmp_path):
+    """A Jupyter kernel runs in notebooks/: without GIFD_DATA the default must not depend on the cwd."""
+    from pathlib import Path
+
+    monkeypatch.delenv("GIFD_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    root = data.data_root()
+    assert root.is_absolute() and (root / "MANIFEST").exists()
+    assert root == Path(data.__file__).resolve().parent.parent / "data"
+    monkeypatch.setenv("GIFD_DATA", str(tmp_path))
+    assert data.data_root() == tmp_path

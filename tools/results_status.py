@@ -1,5 +1,6 @@
-"""Print the status table of the `reproduce` tables for docs/results/README.md: runs done of planned, images
-per cell, complete or partial. It only reads the records, so it is instant.
+"""Print the status table of the `reproduce` tables for docs/results/README.md: runs done of planned with the
+code as it is (a record made by an earlier protocol, e.g. GIFD's lowest-loss stage choice or GGL's old budget
+before issue 15, no longer counts), images per cell, complete, partial or stale. It only reads the records.
 
     .venv/bin/python tools/results_status.py [--dir docs/results/reproduce] [--preset laptop] [--images 10]
 """
@@ -15,9 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gifd_lite import reproduce  # noqa: E402
+from gifd_lite.experiments import read_records  # noqa: E402
 
 WHAT = {
-    "main": "IG, GGL, GIAS, GIFD at one budget (1,200 iterations)",
+    "main": "IG, GGL, GIAS, GIFD at one compute budget",
     "batch": "batch size 1, 4, 8 (IG, GIFD)",
     "fedavg": "FedAvg local steps 1, 5, 10; an unrolling attacker at 5 (IG, GIFD)",
     "defenses": "noise, clipping, compression, Soteria at two strengths, plain and adaptive (IG, GGL, GIFD)",
@@ -36,8 +38,12 @@ def status_row(table: str, directory: Path, preset: str, images: int, model: str
     counts = [per_cell[c] for c in cells]
     low, high = min(counts), max(counts)
     images_text = str(low) if low == high else f"{low}–{high}"
+    earlier = len(read_records(directory / f"{table}.jsonl")) - len(records)
     if len(records) == len(specs):
         status = "complete"
+    elif earlier:
+        status = (f"**stale**: its .md shows {earlier} runs of the earlier protocol; "
+                  f"{sum(1 for c in counts if c)} of {len(cells)} cells redone")
     else:
         status = f"partial ({sum(1 for c in counts if c)} of {len(cells)} cells started)"
     return (f"| [`{table}`](reproduce/{table}.md) | {WHAT[table]} | {len(records)} / {len(specs)} | "
