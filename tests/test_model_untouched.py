@@ -28,3 +28,18 @@ def test_attack_leaves_the_model_as_it_found_it(method, bn_mode, tiny_prior):
         assert model.training == start_in_train_mode
         assert all(torch.equal(before[k], after[k]) for k in before), "parameters or buffers changed"
         assert all(p.grad is None for p in model.parameters()), "the attack left gradients on the model"
+
+
+def test_ggl_adam_differentiates_only_its_latent(tiny_prior):
+    """GGL's gradient-based variant back-propagates through the model's gradient: into z, never into θ."""
+    from gifd_lite.attacks.gan_latent import ggl
+
+    model = models.build_model("convnet", seed=0).eval()
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([3])
+    update = pipeline.observe(model, x, y, fl.ThreatModel("convnet"))
+    before = _state(model)
+    ggl(model, update.tensors, y, update.threat_model, tiny_prior, get_preset("smoke").ggl, optimizer="adam")
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+    assert all(p.grad is None for p in tiny_prior.parameters())
