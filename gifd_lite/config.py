@@ -59,7 +59,7 @@ class GIFDConfig:
     snapshots: int = 4
     select: str = "auto"         # how the output's (stage, restart) is chosen: "auto", "holdout" or "loss" (gifd.py)
     holdout: float = 0.2         # with "holdout": the fraction of every tensor's entries held out of the fit
-    refit_steps: int = 60        # with "holdout": steps refitting the chosen stage to the whole update
+    refit_steps: int = 60        # with "holdout": steps refitting the chosen stage to the whole update (laptop)
     refit_lr_scale: float = 0.3  # the refit's learning rate, as a fraction of the chosen stage's (it starts at an
                                  # optimum: the stage's own rate kicks it out again, measured on one image)
 
@@ -84,10 +84,11 @@ class GGLConfig:
 
     GGL's own budget (Li et al. 2022, and their reference code): a population of 50 per generation and 500
     generations, i.e. 25,000 evaluations (the ``paper`` preset). The ``laptop`` preset gives it the compute of
-    GIFD's 1,260 iterations: 1,260 / ``GGL_COST_PER_GIFD_ITERATION`` = 2,520 evaluations (50 whole generations).
+    GIFD's 1,260 iterations: 1,260 / ``GGL_COST_PER_GIFD_ITERATION`` = 2,520 evaluations, rounded to whole
+    generations: 2,500 (50 generations of 50).
     """
 
-    evaluations: int = 2400       # fitness evaluations (each: one generator pass and one model gradient)
+    evaluations: int = 2500       # fitness evaluations (each: one generator pass and one model gradient)
     sigma: float = 0.5
     kl_weight: float = 0.1
     popsize: int | None = 50      # None: CMA-ES default 4 + 3 ln(n) (18 in 128 dimensions)
@@ -146,8 +147,9 @@ PRESETS: dict[str, Preset] = {
         dlg=DLGConfig(iterations=300, inner_steps=20, restarts=2),
         ig=IGConfig(iterations=500, restarts=1),
         # the GAN-prior attacks share one compute budget: GIFD's 1260 iterations (5 stages x 120 x 2 restarts and
-        # a 60-step refit), GGL's 2520 cheaper evaluations (50 whole generations of 50), GIAS's 300 + 600 per restart
-        ggl=GGLConfig(evaluations=round(GIFDConfig().total_iterations / GGL_COST_PER_GIFD_ITERATION), popsize=50),
+        # a 60-step refit), GGL's 2500 cheaper evaluations (50 whole generations of 50), GIAS's 300 + 600 per restart
+        ggl=GGLConfig(evaluations=50 * round(GIFDConfig().total_iterations / GGL_COST_PER_GIFD_ITERATION / 50),
+                      popsize=50),
         gias=GIASConfig(latent_iterations=300, generator_iterations=600, restarts=2),
         n_images=4,
         label_trials=50,

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
+from .errors import GifdError
 
 __all__ = ["RunSpec", "Context", "run_spec", "apply_overrides", "sweep", "read_records"]
 
@@ -44,6 +45,8 @@ class RunSpec:
     labels_known: bool = False
     select: str = "auto"          # GIFD's stage choice (gifd_lite.attacks.gifd.choose_candidate); other attacks
                                   # ignore it and keep the default
+    protocol: int = 2             # 1: made before issue 15's fixes (GIFD's lowest-loss rule, GGL's old budget,
+                                  # Soteria's old ε); a record of one protocol never stands in for another
     overrides: dict = field(default_factory=dict)
     tag: str = ""                 # free text naming the table cell, e.g. "radius=0.3"
 
@@ -58,11 +61,13 @@ class RunSpec:
         if spec.get("prior") == "cifar10" and spec.get("scenario", "in-distribution") == "in-distribution":
             spec["prior"] = None                  # written before the scenario's default prior existed
         if "select" not in spec:                  # written before issue 15's fixes: GIFD chose by the lowest
-            if spec["method"] == "gifd":          # loss, and GGL ran the preset's budget of that time
+            spec["protocol"] = 1                  # loss, GGL ran the preset's budget of that time
+            if spec["method"] == "gifd":
                 spec["select"] = "loss"
-            if spec["method"] == "ggl" and "ggl" not in spec.get("overrides", {}):
+            if spec["method"] == "ggl":
+                old = spec.get("overrides", {}).get("ggl", {})
                 spec["overrides"] = {**spec.get("overrides", {}), "ggl": {
-                    "evaluations": _OLD_GGL_EVALUATIONS[spec.get("preset", "laptop")], "popsize": None}}
+                    "evaluations": _OLD_GGL_EVALUATIONS[spec.get("preset", "laptop")], "popsize": None, **old}}
         return cls(**spec)
 
 
@@ -111,7 +116,6 @@ class Context:
         return self.get(("classifier",), lambda: load_classifier("classifier", device=self.device))
 
     def model(self, name: str, trained: bool, seed: int = 0, num_classes: int = 10):
-        from .errors import GifdError
         from .models import build_model
 
         if trained:
@@ -143,6 +147,10 @@ def run_spec(spec: RunSpec, context: Context | None = None, with_lpips: bool = T
 
     context = context or Context()
     seed_everything(spec.seed)
+    if "select" in spec.overrides.get("gifd", {}):
+        raise GifdError("GIFD's stage choice is RunSpec.select, not an override (the record's key must say it)")
+    if spec.protocol != RunSpec.protocol:
+        raise GifdError(f"this spec is of protocol {spec.protocol}; the code runs protocol {RunSpec.protocol}")
     preset = apply_overrides(get_preset(spec.preset), spec.overrides)
     preset = preset.override(gifd=replace(preset.gifd, select=spec.select))
     scenario = get_scenario(spec.scenario)

@@ -8,6 +8,7 @@ import torch
 from gifd_lite import experiments
 from gifd_lite.bench import batched_restart_gradients, bench
 from gifd_lite.config import get_preset
+from gifd_lite.errors import GifdError
 from gifd_lite.experiments import RunSpec
 
 
@@ -88,3 +89,18 @@ def test_context_computes_a_client_update_once_for_recent_keys():
         context.client_update(f"client {other}", make)
     context.client_update("client A", make)
     assert len(calls) == 6
+
+
+def test_a_record_of_the_earlier_protocol_never_stands_in_for_a_new_run():
+    """Records made before issue 15 (no ``select`` in their spec) are protocol 1: GIFD with the lowest-loss rule,
+    GGL with its old budget. Their keys differ from every spec the code makes now."""
+    old = {"spec": {"method": "gifd", "index": 5, "model": "convnet", "preset": "laptop", "tag": "gifd"}}
+    spec = experiments.RunSpec.of(old)
+    assert spec.protocol == 1 and spec.select == "loss"
+    assert spec.key() != experiments.RunSpec("gifd", index=5, model="convnet", select="loss", tag="gifd").key()
+    ggl = experiments.RunSpec.of({"spec": {"method": "ggl", "index": 5, "preset": "laptop", "tag": "ggl"}})
+    assert ggl.overrides["ggl"] == {"evaluations": 1200, "popsize": None}
+    with pytest.raises(GifdError, match="protocol"):
+        experiments.run_spec(spec)
+    with pytest.raises(GifdError, match="RunSpec.select"):
+        experiments.run_spec(experiments.RunSpec("gifd", overrides={"gifd": {"select": "holdout"}}))

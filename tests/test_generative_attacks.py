@@ -102,7 +102,8 @@ def test_ggl_population_and_generations_follow_the_preset(setting, name):
         assert (config.popsize, config.generations) == (50, 500)
     if name == "laptop":
         gifd_iterations = get_preset(name).gifd.total_iterations
-        assert config.evaluations == round(gifd_iterations / GGL_COST_PER_GIFD_ITERATION) and config.popsize == 50
+        assert config.popsize == 50
+        assert abs(config.evaluations - gifd_iterations / GGL_COST_PER_GIFD_ITERATION) < config.popsize / 2
     G, model, x, y, update = setting
     short = replace(config, evaluations=3 * config.popsize)     # three generations of the preset's population
     rec = ggl(model, update.tensors, y, update.threat_model, G, short)

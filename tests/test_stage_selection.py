@@ -64,7 +64,9 @@ def test_choose_candidate_rules():
     assert cands[choose_candidate(cands, "loss")]["stage"] == "8x8"                  # always the deepest
     assert choose_candidate(cands, "holdout") == 1                                  # restart 0, then its best held-out
     assert choose_candidate(cands, "holdout", restart_by="held") == 4               # the lowest held-out anywhere
-    assert choose_candidate(cands[:3] + cands[4:], "holdout", steps=False) == 1
+    cands[3]["held"] = 0.24                                                         # a mid-stage step now wins ...
+    assert choose_candidate(cands, "holdout") == 3
+    assert choose_candidate(cands, "holdout", steps=False) == 1                     # ... unless only stage ends count
     with pytest.raises(GifdError, match="held-out"):
         choose_candidate(_candidates([(0, "z", "fit", 0.3, None)]), "holdout")
     with pytest.raises(GifdError, match="unknown stage selection"):
@@ -91,8 +93,11 @@ def test_gifd_holdout_records_both_losses_and_outputs_the_rule_s_choice(observed
     with torch.no_grad():
         start = render(prior, chosen["k"], chosen["features"], chosen["code"])
     start_loss = float(matching_loss(model, whole, start, y, create_graph=False))
-    assert rec.gradient_loss <= start_loss + 1e-6
+    assert rec.gradient_loss <= start_loss + 1e-6            # reported on the whole update, as the loss rule's
     assert rec.iterations == config.total_iterations
+    unrefitted = gifd(model, update.tensors, y, update.threat_model, prior, replace(config, refit_steps=0), seed=1)
+    assert torch.equal(unrefitted.images, chosen["images"])
+    assert unrefitted.gradient_loss == pytest.approx(start_loss, rel=1e-5)
     loss_rule = gifd(model, update.tensors, y, update.threat_model, prior, replace(config, select="loss"), seed=1)
     assert all(c["held"] is None for c in loss_rule.history.extra["candidates"])
     with pytest.raises(GifdError, match="stage selection"):
@@ -101,6 +106,7 @@ def test_gifd_holdout_records_both_losses_and_outputs_the_rule_s_choice(observed
 
 def test_auto_holds_out_only_where_the_server_knows_the_deepest_stage_may_overfit():
     assert resolve_selection("auto", fl.ThreatModel("convnet")) == "loss"
+    assert resolve_selection("auto", fl.ThreatModel("convnet"), batch_size=4) == "holdout"   # the labels' count
     assert resolve_selection("auto", fl.ThreatModel("convnet", batch_size=8)) == "holdout"
     assert resolve_selection("auto", fl.ThreatModel("convnet", defense="noise", defense_param=0.01)) == "holdout"
     assert resolve_selection("loss", fl.ThreatModel("convnet", batch_size=8)) == "loss"

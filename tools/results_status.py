@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gifd_lite import reproduce  # noqa: E402
-from gifd_lite.experiments import read_records  # noqa: E402
+from gifd_lite.experiments import RunSpec, read_records  # noqa: E402
 
 WHAT = {
     "main": "IG, GGL, GIAS, GIFD at one compute budget",
@@ -38,7 +38,7 @@ def status_row(table: str, directory: Path, preset: str, images: int, model: str
     counts = [per_cell[c] for c in cells]
     low, high = min(counts), max(counts)
     images_text = str(low) if low == high else f"{low}–{high}"
-    earlier = len(read_records(directory / f"{table}.jsonl")) - len(records)
+    earlier = sum(1 for r in read_records(directory / f"{table}.jsonl") if RunSpec.of(r).protocol != RunSpec.protocol)
     if len(records) == len(specs):
         status = "complete"
     elif earlier:

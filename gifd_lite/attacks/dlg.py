@@ -10,6 +10,8 @@ recovering image and label together. iDLG (Zhao et al., 2020) reads the label of
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -49,7 +51,7 @@ def dlg(model: nn.Module, update: list[torch.Tensor], threat_model: ThreatModel,
             variables.append(label_logits)
         opt = torch.optim.LBFGS(variables, lr=config.lr, max_iter=config.inner_steps, history_size=100, line_search_fn=LINE_SEARCH)
 
-        evaluated = {}       # the best point L-BFGS evaluated during the current step, with its own loss
+        evaluated = {}       # the best finite point L-BFGS evaluated during the current step, with its own loss
 
         def closure() -> torch.Tensor:
             y = torch.softmax(label_logits, -1) if joint else labels
@@ -58,8 +60,10 @@ def dlg(model: nn.Module, update: list[torch.Tensor], threat_model: ThreatModel,
                 var.grad = grad
             tracker.iterations += 1
             value = float(loss.detach())
-            if not value >= evaluated.get("loss", float("inf")):      # lower, or NaN (reported as divergence)
-                evaluated.update(loss=value, x=x.detach().clone(),
+            finite = math.isfinite(value) and bool(torch.isfinite(x).all())
+            if (finite and value < evaluated.get("loss", math.inf)) or "loss" not in evaluated:
+                # a non-finite first point is kept only until a finite one replaces it (then: divergence)
+                evaluated.update(loss=value if finite else math.nan, x=x.detach().clone(),
                                  labels=label_logits.argmax(-1).detach().cpu() if joint else labels.cpu())
             return loss
 

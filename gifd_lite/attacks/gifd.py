@@ -17,9 +17,11 @@ observed update once, seeded, into a fitting part (a random 1 - ``holdout`` of t
 a held-out part; every stage fits only the fitting part, and the held-out cosine distance, which overfitting
 cannot lower, chooses the stage: see :func:`choose_candidate` for the exact rule and docs/results for why.
 Then the chosen stage is refitted for ``refit_steps`` steps, at ``refit_lr_scale`` times its learning rate, to the
-*whole* update from the chosen features (in an l1 ball of the stage's radius around them), so the output does not pay for the entries held out: the depth is
-chosen on held-out data, the image fitted on all of it. ``select="auto"``, the default, uses the held-out rule
-where it pays and the lowest loss where it does not (:func:`resolve_selection`).
+*whole* update from the chosen features (a feature stage within an l1 ball of the stage's radius around them,
+so up to about twice the radius from where the stage began; the latent on its sphere), so the output does not
+pay for the entries held out: the depth is chosen on held-out data, the image fitted on all of it.
+``select="auto"``, the default, uses the held-out rule where it pays and the lowest loss where it does not
+(:func:`resolve_selection`).
 
 ``best_layer`` names the stage chosen; ``history.extra["candidates"]`` holds every (restart, stage) candidate
 with its fitting and held-out loss and image; ``history.extra["stages"]`` holds, per stage, every restart's
@@ -40,14 +42,14 @@ from ..errors import GifdError
 from ..fl import ThreatModel
 from ..gan.generator import Generator
 from .core import History, Reconstruction, snapshot_steps
-from .generative import optimise_stage, prepare, render, sphere
+from .generative import matching_loss, optimise_stage, prepare, render, sphere
 
 __all__ = ["gifd", "choose_candidate", "resolve_selection", "SELECTION_RULES", "search_stage_again", "radius_sweep"]
 
 SELECTION_RULES = ("auto", "holdout", "loss")
 
 
-def resolve_selection(select: str, threat_model: ThreatModel | None) -> str:
+def resolve_selection(select: str, threat_model: ThreatModel | None, batch_size: int | None = None) -> str:
     """``auto`` (the default) is ``loss`` for an undefended single-example update and ``holdout`` otherwise.
 
     Why (docs/results/stage_selection.md, ConvNet, ten images per setting, paired): on a clean batch-1 gradient
@@ -60,8 +62,9 @@ def resolve_selection(select: str, threat_model: ThreatModel | None) -> str:
         raise GifdError(f"unknown stage selection {select!r}: choose one of {', '.join(SELECTION_RULES)}")
     if select != "auto":
         return select
-    plain = threat_model is None or (threat_model.batch_size == 1 and threat_model.defense == "none")
-    return "loss" if plain else "holdout"
+    batch = batch_size if batch_size is not None else (threat_model.batch_size if threat_model else 1)
+    defended = threat_model is not None and threat_model.defense != "none"
+    return "holdout" if batch > 1 or defended else "loss"
 
 
 def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, threat_model: ThreatModel,
@@ -82,7 +85,7 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
         raise GifdError("GIFD stages must start at 0 (the latent) and increase")
     if config.stages[-1] >= len(G.STAGES):
         raise GifdError(f"the generator has stages 0..{len(G.STAGES) - 1}")
-    select = resolve_selection(config.select, threat_model)
+    select = resolve_selection(config.select, threat_model, batch_size=len(labels))
     device = next(model.parameters()).device
     target, labels, code = prepare(model, update, labels, class_code, threat_model,
                                    num_classes=G.config.num_classes if learn_code else None,
@@ -141,18 +144,25 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
     history.extra.update(stages=per_stage, candidates=candidates, best_layer=best["stage"],
                          class_code=best["code"].cpu(), select=select, chosen=best)
     images, loss = best["images"], best["fit"]
-    if select == "holdout" and config.refit_steps and not history.interrupted:
-        # the depth is chosen; now fit the chosen stage to the *whole* update, as one refits a model on all the
-        # data once validation has chosen its size
+    if select == "holdout":
         whole, _, _ = prepare(model, update, labels, best["code"], threat_model)
-        i = best["i"]
-        refit = optimise_stage(model, whole, G, best["k"], best["features"], best["code"], labels, config.refit_steps,
-                               config.refit_lr_scale * config.lr[i], radius=config.radius[i],
-                               tv_weight=config.tv_weight, warmup=config.warmup,
-                               desc=f"GIFD refit {best['stage']} on the whole update")
-        iterations += len(refit.curve)
-        history.extra["refit"] = {"steps": len(refit.curve), "loss": refit.loss, "images_before": images}
-        images, loss = refit.images, refit.loss
+        with torch.no_grad():
+            chosen = render(G, best["k"], best["features"], best["code"])
+        loss = float(matching_loss(model, whole, chosen, labels, create_graph=False))   # as the loss rule reports it
+        if config.refit_steps and not history.interrupted:
+            # the depth is chosen; now fit the chosen stage to the *whole* update, as one refits a model on all
+            # the data once validation has chosen its size
+            try:
+                i = best["i"]
+                refit = optimise_stage(model, whole, G, best["k"], best["features"], best["code"], labels,
+                                       config.refit_steps, config.refit_lr_scale * config.lr[i],
+                                       radius=config.radius[i], tv_weight=config.tv_weight, warmup=config.warmup,
+                                       desc=f"GIFD refit {best['stage']} on the whole update")
+                iterations += len(refit.curve)
+                history.extra["refit"] = {"steps": len(refit.curve), "loss": refit.loss, "images_before": images}
+                images, loss = refit.images, refit.loss
+            except KeyboardInterrupt:                     # keep the chosen candidate, as any interrupted attack
+                history.interrupted = True
     return Reconstruction(images, labels.cpu(), history, threat_model, "gifd", iterations,
                           time.perf_counter() - t0, loss)
 
