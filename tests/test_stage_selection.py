@@ -104,11 +104,25 @@ def test_gifd_holdout_records_both_losses_and_outputs_the_rule_s_choice(observed
         gifd(model, update.tensors, y, update.threat_model, prior, replace(config, select="oracle"), seed=1)
 
 
-def test_auto_holds_out_only_where_the_server_knows_the_deepest_stage_may_overfit():
-    assert resolve_selection("auto", fl.ThreatModel("convnet")) == "loss"
-    assert resolve_selection("auto", fl.ThreatModel("convnet"), batch_size=4) == "holdout"   # the labels' count
-    assert resolve_selection("auto", fl.ThreatModel("convnet", batch_size=8)) == "holdout"
-    assert resolve_selection("auto", fl.ThreatModel("convnet", defense="noise", defense_param=0.01)) == "holdout"
-    assert resolve_selection("loss", fl.ThreatModel("convnet", batch_size=8)) == "loss"
+def test_auto_holds_out_under_noise_and_stops_early_for_batches():
+    assert resolve_selection("auto", fl.ThreatModel("convnet")) == ("loss", None)
+    assert resolve_selection("auto", fl.ThreatModel("convnet"), batch_size=4) == ("loss", "16x16")  # the labels' count
+    assert resolve_selection("auto", fl.ThreatModel("convnet", defense="noise", defense_param=0.01)) == ("holdout", None)
+    assert resolve_selection("auto", fl.ThreatModel("convnet", defense="compression", defense_param=0.1)) == ("loss", None)
+    assert resolve_selection("loss", fl.ThreatModel("convnet"), batch_size=8) == ("loss", None)
     with pytest.raises(GifdError, match="stage selection"):
         resolve_selection("psnr", None)
+
+
+def test_auto_at_batch_4_is_the_loss_rule_stopped_after_16x16(tiny_prior):
+    """The same optimisation as the full run up to 16x16: its output is that stage's lowest-loss restart."""
+    model = models.build_model("convnet", seed=0).eval()
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    y = torch.tensor([0, 3, 5, 8])
+    update = pipeline.observe(model, x, y, fl.ThreatModel("convnet", batch_size=4))
+    config = replace(get_preset("smoke").gifd, restarts=2)
+    auto = gifd(model, update.tensors, y, update.threat_model, tiny_prior, config, seed=0)
+    full = gifd(model, update.tensors, y, update.threat_model, tiny_prior, replace(config, select="loss"), seed=0)
+    assert auto.history.extra["last_stage"] == "16x16" and auto.history.extra["best_layer"] == "16x16"
+    at_16 = next(st for st in full.history.extra["stages"] if st["stage"] == "16x16")
+    assert torch.equal(auto.images, at_16["images"])
