@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "restricted to the FL task's classes, standing in for a trained global model)")
     a.add_argument("--select", default="auto", choices=["auto", "holdout", "loss"],
                    help="GIFD's output stage: by a held-out part of the update, by the lowest fitting loss, or "
-                        "auto (default): holdout for a defended or multi-example update, else loss")
+                        "auto (default): holdout under noise, loss stopped after 16x16 for batches >= 4, else loss")
     a.add_argument("--device", default="auto")
     a.add_argument("--out", default="runs/attack", help="folder for metrics.json and reconstruction.png")
 
