@@ -1,7 +1,7 @@
 """GIFD's stage choice: the held-out rule against the lowest-loss rule, paired on the same images (issue 15).
 
     GIFD_DATA=../shared/data GIFD_THREADS=1 .venv/bin/python tools/measure_stage_selection.py \
-        [--model convnet|resnet18] [--images 10] [--settings clean noise batch8] [--run] [--workers 2]
+        [--model convnet|resnet18] [--images 10] [--settings clean noise batch8] [--run] [--workers 2] [--recheck 5]
 
 With ``--run`` it first runs (resumably, appending to docs/results/runs/stage_selection.jsonl) GIFD at the laptop
 preset with ``select=holdout`` and ``select=loss`` on test images 5, 1005, …; then, from the records only, it writes
@@ -73,6 +73,15 @@ def _oracle(record: dict) -> float:
     return max(st["psnr"] for st in record["stages"])
 
 
+def _stopped_after(record: dict, stage: str) -> float:
+    """PSNR of the loss rule stopped after ``stage``: that stage's lowest-loss restart (stages are chained, so a
+    run stopped there would optimise exactly the same and output this)."""
+    if "candidates" in record:
+        return min((c for c in record["candidates"] if c["by"] == "fit" and c["stage"] == stage),
+                   key=lambda c: c["fit"])["psnr"]
+    return next(st["psnr"] for st in record["stages"] if st["stage"] == stage)
+
+
 def _row(name: str, diffs: list[float], values: list[float], stages: list[str], closed: float | None) -> str:
     m, h = mean_ci(values)
     d, dh = mean_ci(diffs)
@@ -116,6 +125,10 @@ def report(model: str, images: int, settings: list[str]) -> list[str]:
             values = [c["psnr"] for c in chosen]
             diffs = [v - b for v, b in zip(values, base)]
             lines.append(_row(name, diffs, values, [c["stage"] for c in chosen], sum(diffs) / gap if gap > 0 else None))
+        stopped = [_stopped_after(lo, "16x16") for _, lo in pairs]
+        lines.append(_row("loss rule stopped after 16x16 (the loss run's 16x16 stage)",
+                          [v - b for v, b in zip(stopped, base)], stopped, ["16x16"] * len(pairs),
+                          sum(v - b for v, b in zip(stopped, base)) / gap if gap > 0 else None))
         hold_loss = [h["candidates"][choose_candidate(h["candidates"], "loss")]["psnr"] for h, _ in pairs]
         lines.append(_row("loss rule on the holdout runs (fitting part only)", [v - b for v, b in zip(hold_loss, base)],
                           hold_loss, [h["candidates"][choose_candidate(h["candidates"], "loss")]["stage"]
@@ -145,6 +158,8 @@ def main():
     parser.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--run", action="store_true", help="run the missing records first")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--recheck", nargs="*", type=int, default=[],
+                        help="images whose committed loss-rule run is run again, to check it is reproduced")
     parser.add_argument("--report", nargs="*", default=["convnet:10", "resnet18:5"],
                         help="model:images sections of the report")
     args = parser.parse_args()
@@ -153,7 +168,7 @@ def main():
         for setting in args.settings:          # loss-rule runs only where the committed tables lack them
             have = committed_baseline(args.model, setting)
             todo += [s for s in specs(args.model, args.images, [setting])
-                     if s.select == "holdout" or s.index not in have or s.index == 5]
+                     if s.select == "holdout" or s.index not in have or s.index in args.recheck]
         run_table(todo, RECORDS, backend="dask", workers=args.workers,
                   on_record=lambda r: print(r["spec"]["tag"], r["spec"]["index"], round(r["psnr"], 2),
                                             r.get("best_layer"), flush=True))
