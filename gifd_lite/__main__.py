@@ -286,9 +286,12 @@ def cmd_fetch(args) -> dict:
     for what in args.what:
         try:
             if what == "lpips":
+                import contextlib
+
                 from torchvision.models import AlexNet_Weights, alexnet
 
-                alexnet(weights=AlexNet_Weights.DEFAULT)
+                with contextlib.redirect_stdout(sys.stderr):       # torch.hub announces downloads on stdout
+                    alexnet(weights=AlexNet_Weights.DEFAULT)
             else:
                 from . import data
 
