@@ -143,10 +143,13 @@ def report(model: str, images: int, settings: list[str]) -> list[str]:
         seconds = mean_ci([h["wall_seconds"] for h, _ in pairs])[0], mean_ci([lo["wall_seconds"] for _, lo in pairs])[0]
         lines += ["", f"Seconds per run: holdout {seconds[0]:.0f}, loss {seconds[1]:.0f}."]
         if committed:
-            same = max((abs(a - b) for a, b in rerun), default=float("nan"))
-            lines += [f"Loss-rule runs: {sum(1 for _, lo in pairs if 'candidates' not in lo)} of {len(pairs)} taken from "
-                      f"`{COMMITTED[(model, setting)][0]}`; {len(rerun)} image(s) run again here differ from it by at "
-                      f"most {same:.4f} dB."]
+            taken = (f"Loss-rule runs: {sum(1 for _, lo in pairs if 'candidates' not in lo)} of {len(pairs)} taken "
+                     f"from `{COMMITTED[(model, setting)][0]}`")
+            if rerun:
+                same = sum(abs(a - b) < 1e-3 for a, b in rerun)
+                taken += (f"; {len(rerun)} image(s) run again here: {same} identical to 0.001 dB, the largest "
+                          f"difference {max(abs(a - b) for a, b in rerun):.2f} dB")
+            lines.append(taken + ".")
         lines.append("")
     return lines
 
