@@ -135,8 +135,9 @@ def optimise_stage(model, target: GradientTarget, G: Generator, k: int, start: t
             break
         if value < best_loss:
             best_loss, best_h, best_code = value, h.detach().clone(), code_now.detach().clone()
-        if held is not None and float(held) < best_held:
-            best_held, held_h, held_code = float(held), h.detach().clone(), code_now.detach().clone()
+        held_value = math.inf if held is None else float(held)      # one host read, not two
+        if held_value < best_held:
+            best_held, held_h, held_code = held_value, h.detach().clone(), code_now.detach().clone()
         opt.step()
         with torch.no_grad():
             if k == 0:
