@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-__all__ = ["NOTEBOOK_DIR", "notebooks", "run_notebook", "run_course"]
+__all__ = ["NOTEBOOK_DIR", "notebooks", "lessons", "solutions", "run_notebook", "run_course"]
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -18,6 +18,16 @@ def notebooks(only: list[str] | None = None) -> list[Path]:
     if only:
         found = [p for p in found if p.name[:2] in only or p.stem in only]
     return found
+
+
+def lessons() -> list[Path]:
+    """The lesson notebooks 01-08: each opens with objectives and closes with exercises (issue 18)."""
+    return [p for p in notebooks() if "01" <= p.name[:2] <= "08"]
+
+
+def solutions() -> list[Path]:
+    """The worked solutions, ``solutions/NN_<lesson>_solutions.ipynb``, one per lesson."""
+    return sorted((NOTEBOOK_DIR / "solutions").glob("[0-9][0-9]_*_solutions.ipynb"))
 
 
 def run_notebook(path: Path, out_root: Path, preset: str = "laptop", seed: int = 0, device: str = "auto",

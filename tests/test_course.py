@@ -1,0 +1,90 @@
+"""The course's structure: every lesson opens and closes the same way, its cells stay short, the numbers its
+text quotes agree with the committed records, and every solutions notebook runs (issue 18)."""
+
+import re
+
+import nbformat
+import pytest
+
+from gifd_lite.course import lessons, notebooks, run_notebook, solutions
+from gifd_lite.results import TAG, tags_in
+
+OPENING = ["### What you will learn", "### Before you start", "### How long it takes", "### Where it sits"]
+CLOSING = ["## Takeaways", "## Check your understanding", "## Exercises"]
+MAX_CELL_LINES = 15
+
+
+def _markdown(nb) -> list[str]:
+    return [c.source for c in nb.cells if c.cell_type == "markdown"]
+
+
+def _section(text: str, heading: str) -> str:
+    """The text under ``heading`` up to the next heading of the same or a higher level."""
+    level = heading.split()[0]
+    start = text.index(heading) + len(heading)
+    stop = re.search(rf"^#{{1,{len(level)}}} ", text[start:], re.M)
+    return text[start:start + stop.start()] if stop else text[start:]
+
+
+@pytest.mark.parametrize("path", lessons(), ids=lambda p: p.stem)
+def test_lesson_opens_with_objectives_and_closes_with_exercises(path):
+    nb = nbformat.read(path, as_version=4)
+    opening = nb.cells[0].source
+    for heading in OPENING:
+        assert heading in opening, f"{path.name}: the first cell lacks {heading!r}"
+    objectives = re.findall(r"^\s*[-*\d.]+\s", _section(opening, OPENING[0]), re.M)
+    assert 3 <= len(objectives) <= 5, f"{path.name}: {len(objectives)} learning objectives (3-5)"
+    text = "\n".join(_markdown(nb))
+    for heading in CLOSING:
+        assert re.search(rf"^{re.escape(heading)}\s*$", text, re.M), f"{path.name}: no {heading!r} section"
+    questions = re.findall(r"^\d+\.\s", _section(text, "## Check your understanding"), re.M)
+    assert 3 <= len(questions) <= 5, f"{path.name}: {len(questions)} check questions (3-5)"
+    exercises = _section(text, "## Exercises")
+    assert len(re.findall(r"^\*\*Exercise", exercises, re.M)) >= 2, f"{path.name}: fewer than two exercises"
+    assert "Stretch" in exercises, f"{path.name}: no stretch exercise"
+
+
+def test_code_cells_are_short():
+    longest = []
+    for path in notebooks() + solutions():
+        nb = nbformat.read(path, as_version=4)
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
+                longest.append((len(cell.source.strip().splitlines()), f"{path.name} cell {i}"))
+    longest.sort(reverse=True)
+    print("longest code cells:", longest[:5])
+    assert longest[0][0] <= MAX_CELL_LINES, f"code cells over {MAX_CELL_LINES} lines: " + \
+        ", ".join(f"{where} ({n})" for n, where in longest if n > MAX_CELL_LINES)
+
+
+def test_quoted_numbers_agree_with_the_records():
+    checked, wrong = 0, []
+    for path in notebooks() + solutions():
+        for text in _markdown(nbformat.read(path, as_version=4)):
+            for tag in tags_in(text):
+                checked += 1
+                if tag["text"] != tag["expected"]:
+                    wrong.append(f"{path.name}: {tag['text']} but the record says {tag['expected']} ({tag['spec']})")
+    print(f"{checked} quoted numbers checked against docs/results")
+    assert not wrong, "\n".join(wrong)
+    assert checked > 0
+
+
+def test_every_quote_tag_is_well_formed():
+    """A tag the pattern cannot read (no number right before it) would silently check nothing."""
+    for path in notebooks() + solutions():
+        for text in _markdown(nbformat.read(path, as_version=4)):
+            assert text.count("<!-- q ") == len(TAG.findall(text)), f"{path.name}: a quote tag without its number"
+
+
+def test_every_lesson_with_exercises_has_a_solutions_notebook():
+    names = {p.stem.removesuffix("_solutions") for p in solutions()}
+    missing = [p.stem for p in lessons() if p.stem not in names]
+    assert not missing, f"no solutions notebook for {missing}"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", solutions(), ids=lambda p: p.stem)
+def test_solutions_run_in_smoke_preset(path, tmp_path):
+    metrics = run_notebook(path, tmp_path, preset="smoke", device="cpu")
+    assert metrics["preset"] == "smoke" and len(metrics) > 3, f"{path.stem} wrote no results"
