@@ -1,0 +1,151 @@
+"""The committed ``reproduce`` tables as one quotable record each: ``docs/results/<dir>/summary.json``.
+
+    .venv/bin/python tools/summarise_reproduce.py [--check]
+
+Reads the committed run records ``docs/results/reproduce/<table>.jsonl`` (and ``reproduce_resnet18/``) and
+writes, per table, every cell's mean ± 95% CI (PSNR, SSIM, each GIFD stage) and the paired differences the
+lessons quote (``gifd_lite.paired``): GIFD minus each other attack in the same setting, each radius minus no
+ball, each label mapping minus none, each stop minus the full run, the adaptive attacker minus the plain one,
+the unrolling attacker minus the plain one. Nothing is measured: the file is a function of the records.
+
+Cell names lose their ``|`` (a quote tag splits on it): ``gifd | B=4`` is ``gifd B=4``, and a comparison is
+``"<cell> - <reference>"``. A lesson quotes, e.g. ``+1.84<!-- q reproduce/summary.json | batch | paired |
+gifd B=4 - ig B=4 | mean | sign -->`` (``gifd_lite.results``). ``--check`` fails if a committed summary
+differs from what the records give (tests/test_paired.py runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gifd_lite.paired import cell_key, compare_cells, load_records, mean_ci  # noqa: E402
+
+DIRS = ("reproduce", "reproduce_resnet18")
+
+
+def _method(tag: str) -> str:
+    return tag.split(" | ")[0]
+
+
+def _setting(tag: str) -> str | None:
+    return tag.split(" | ", 1)[1] if " | " in tag else None
+
+
+def pairs(table: str, cells: list[str]) -> list[tuple[str, str]]:
+    """(cell, reference) for every comparison the summary carries, in the table's order."""
+    out = []
+    for c in cells:
+        method, setting = _method(c), _setting(c)
+        if table == "radius" and c != "gifd | radius=None":
+            out.append((c, "gifd | radius=None"))
+        elif table == "stages" and c != cells[-1]:
+            out.append((c, cells[-1]))
+        elif table == "label_mapping":
+            if method == "gifd" and c != "gifd | mapping=none":
+                out.append((c, "gifd | mapping=none"))
+            elif method != "gifd" and f"gifd | {setting}" in cells:
+                out.append((f"gifd | {setting}", c))
+        elif table not in ("radius", "stages") and method != "gifd":
+            ref = "gifd" if setting is None else f"gifd | {setting}"
+            if ref in cells:
+                out.append((ref, c))
+        if setting and setting.endswith(" adaptive") and c.removesuffix(" adaptive") in cells:
+            out.append((c, c.removesuffix(" adaptive")))
+        if setting and setting.endswith(" unrolled") and c.removesuffix(" unrolled") in cells:
+            out.append((c, c.removesuffix(" unrolled")))
+    return out
+
+
+def _stage_names(records: list[dict], cell: str) -> list[str]:
+    names = []
+    for r in records:
+        if r["spec"]["tag"] == cell:
+            names += [s["stage"] for s in r.get("stages", []) if s["stage"] not in names]
+    return names
+
+
+def summarise_table(records: list[dict]) -> dict:
+    cells = list(dict.fromkeys(r["spec"]["tag"] for r in records))
+    out = {"cells": {}, "paired": {}}
+    for c in cells:
+        rs = [r for r in records if r["spec"]["tag"] == c]
+        row = {"n": len(rs)}
+        for key in ("psnr", "ssim"):
+            row[key], row[f"{key}_ci"] = mean_ci([r[key] for r in rs])
+        stages = {}
+        for name in _stage_names(records, c):
+            vals = [s["psnr"] for r in rs for s in r.get("stages", []) if s["stage"] == name and s.get("psnr") is not None]
+            stages[name] = dict(zip(("mean", "ci"), mean_ci(vals)))
+        if stages:
+            row["stages"] = stages
+        out["cells"][cell_key(c)] = row
+    return out, cells
+
+
+def summarise(directory: Path) -> dict:
+    summary = {"_about": "made by tools/summarise_reproduce.py from the .jsonl records beside it; "
+                         "mean ± 95% t-CI, paired differences on the same (image, seed)"}
+    for path in sorted(directory.glob("*.jsonl")):
+        records = load_records(path)
+        if not records:
+            continue
+        table_summary, cells = summarise_table(records)
+        for cell, ref in pairs(path.stem, cells):
+            cmp = compare_cells(records, cell, ref)
+            entry = {k: cmp["paired"][k] for k in ("n", "mean", "ci", "higher", "lower", "t", "p")}
+            entry["intervals_overlap"] = cmp["intervals_overlap"]
+            common = [n for n in _stage_names(records, cell) if n in _stage_names(records, ref)]
+            if common:
+                entry["stages"] = {}
+                for name in common:
+                    p = compare_cells(records, cell, ref, stage=name)["paired"]
+                    entry["stages"][name] = {k: p[k] for k in ("n", "mean", "ci", "higher")}
+            table_summary["paired"][f"{cell_key(cell)} - {cell_key(ref)}"] = entry
+        summary[path.stem] = table_summary
+    return summary
+
+
+def _dump(summary: dict) -> str:
+    def clean(v):
+        if isinstance(v, float):
+            return None if v != v else round(v, 6)
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(summary), indent=1, ensure_ascii=False) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare with the committed summaries, write nothing")
+    args = parser.parse_args(argv)
+    stale = []
+    for name in DIRS:
+        directory = ROOT / "docs" / "results" / name
+        if not directory.is_dir():
+            continue
+        text = _dump(summarise(directory))
+        target = directory / "summary.json"
+        if args.check:
+            if not target.is_file() or target.read_text() != text:
+                stale.append(str(target.relative_to(ROOT)))
+        else:
+            target.write_text(text)
+            print(f"wrote {target.relative_to(ROOT)}")
+    if stale:
+        print("out of date (run tools/summarise_reproduce.py):", ", ".join(stale))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
