@@ -94,7 +94,7 @@ def write_markdown(records: list[dict], path: Path, command: str):
              "stage (its selection rule, no ground truth).", "",
              "| setting | n | radius | loss | PSNR (dB) | Δ PSNR vs free | SSIM | Δ SSIM vs free | LPIPS | GIFD output PSNR |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    verdicts = []
+    verdicts, quotes = [], []
     for setting in SETTINGS:
         recs = [r for r in records if r["setting"] == setting]
         if not recs:
@@ -102,6 +102,7 @@ def write_markdown(records: list[dict], path: Path, command: str):
         start = [r["start"]["psnr"] for r in recs]
         lines.append(f"| {setting} | {len(recs)} | start | {plain(mean_ci([r['start']['loss'] for r in recs]), 4)} | "
                      f"{plain(mean_ci(start))} | | | | | |")
+        quotes += [f"{setting}, n: {len(recs)}", f"{setting}, start, psnr: {mean_ci(start)[0]:.6f}"]
         free = {r["index"]: next(x for x in r["radii"] if x["radius"] is None) for r in recs}
         best_gain = None
         for rho in RADII:
@@ -118,6 +119,11 @@ def write_markdown(records: list[dict], path: Path, command: str):
                 dp, ds = fmt(d), fmt(mean_ci([x["ssim"] - free[i]["ssim"] for i, x in rows]), 3)
                 if best_gain is None or d[0] > best_gain[1][0]:
                     best_gain = (rho, d)
+            quotes += [f"{setting}, {name}, psnr: {psnr[0]:.6f}", f"{setting}, {name}, psnr ci: {psnr[1]:.6f}"]
+            if rho is not None:
+                quotes += [f"{setting}, {name} - free, psnr: {d[0]:.6f}", f"{setting}, {name} - free, psnr ci: {d[1]:.6f}",
+                           f"{setting}, {name} - free, ssim: "
+                           f"{mean_ci([x['ssim'] - free[i]['ssim'] for i, x in rows])[0]:.6f}"]
             chosen = [x["psnr"] if x["loss"] < r["start"]["loss"] else r["start"]["psnr"]
                       for r, (_, x) in zip(recs, rows)]
             lines.append(f"| | | {name} | {plain(loss, 4)} | {plain(psnr)} | {dp} | {plain(ssim, 3)} | {ds} | "
@@ -135,6 +141,8 @@ def write_markdown(records: list[dict], path: Path, command: str):
     lines += ["", "## Verdict per setting", "",
               "The best of four radii is picked per setting, so a single interval that barely excludes zero is weak "
               "evidence; the intervals below are not corrected for that choice.", ""] + verdicts
+    lines += ["", "Quotable values (`gifd_lite.results`; ρ = `free` is no ball; `A - free` is paired on the same "
+              "images):", "", "```quote"] + quotes + ["```"]
     if records:
         lines += ["", f"gifd_lite {records[0]['version']}, torch {records[0]['torch']}, model {MODEL}, "
                       f"{records[0]['threads']} threads, on this project's 2-core CPU (no GPU)."]

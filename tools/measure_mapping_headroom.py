@@ -1,6 +1,9 @@
 """How much the class code alone can buy at GIFD's latent stage; writes docs/results/mapping_headroom.md.
 
-    GIFD_DATA=../shared/data .venv/bin/python tools/measure_mapping_headroom.py
+    GIFD_DATA=../shared/data .venv/bin/python tools/measure_mapping_headroom.py [--report]
+
+``--report`` rewrites the page from the committed rows (docs/results/runs/mapping_headroom.json) without
+fitting anything.
 
 Class-disjoint scenario (the `label_mapping` table's ten images: every 500th test image of dog, frog, horse,
 ship, truck) and the 5-class prior `cifar10-5`. For each image and each GAN class c, the *oracle* latent fit
@@ -11,6 +14,7 @@ involved: this bounds what any label mapping can do at the latent stage, whateve
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -36,7 +40,8 @@ def _pm(values: list[float]) -> str:
     return f"{m:.2f} ± {h:.2f}"
 
 
-def main():
+def measure() -> tuple[list[dict], list[str]]:
+    """Fit every image under every class code: the per-image rows and the prior's class names."""
     seed_everything(0)
     scenario = get_scenario("ood-disjoint")
     clients = task_dataset(scenario)
@@ -57,6 +62,12 @@ def main():
              "oracle": oracle_class(scenario.task_classes[y[i]], G.classes),
              "psnr": [per_class[c][i] for c in range(k)], "soft": soft["psnr_per_image"][i],
              "soft_code": [round(float(v), 3) for v in soft["code"][i]]} for i, index in enumerate(indices)]
+    return rows, list(G.classes)
+
+
+def report(rows: list[dict], classes: list[str]) -> list[str]:
+    """The page's lines, from the per-image rows (with a ``quote`` block for gifd_lite.results)."""
+    k = len(classes)
     lines = ["# The latent stage's ceiling under each class code (class-disjoint)", "",
              "Regenerate: `GIFD_DATA=../shared/data .venv/bin/python tools/measure_mapping_headroom.py`", "",
              f"Oracle pixel fit of the latent z of the 5-class prior (`fit_to_image`, {RESTARTS} restarts × {STEPS} "
@@ -66,21 +77,21 @@ def main():
              "the semantic neighbour; `best` is the best of the five classes for that image (an ideal hard mapping); "
              "`soft` optimises the class mixture softmax(a) with z from the uniform mixture (the soft mapping's "
              "ceiling; its arg-max class in the last column).",
-             "", "| image | FL class | " + " | ".join(G.classes) +
+             "", "| image | FL class | " + " | ".join(classes) +
              " | soft | none | oracle | best class | soft's top class |",
-             "|---|---|" + "---|" * (len(G.classes) + 5)]
+             "|---|---|" + "---|" * (k + 5)]
     for r in rows:
-        best = max(range(len(G.classes)), key=r["psnr"].__getitem__)
+        best = max(range(k), key=r["psnr"].__getitem__)
         cells = " | ".join(f"{p:.2f}" for p in r["psnr"])
-        top = max(range(len(G.classes)), key=r["soft_code"].__getitem__)
-        lines.append(f"| {r['index']} | {r['fl_class']} | {cells} | {r['soft']:.2f} | {G.classes[r['none']]} | "
-                     f"{G.classes[r['oracle']]} | {G.classes[best]} | {G.classes[top]} |")
+        top = max(range(k), key=r["soft_code"].__getitem__)
+        lines.append(f"| {r['index']} | {r['fl_class']} | {cells} | {r['soft']:.2f} | {classes[r['none']]} | "
+                     f"{classes[r['oracle']]} | {classes[best]} | {classes[top]} |")
     none = [r["psnr"][r["none"]] for r in rows]
     oracle = [r["psnr"][r["oracle"]] for r in rows]
     best = [max(r["psnr"]) for r in rows]
     soft = [r["soft"] for r in rows]
     spread = [max(r["psnr"]) - min(r["psnr"]) for r in rows]
-    oracle_is_best = sum(r["oracle"] == max(range(len(G.classes)), key=r["psnr"].__getitem__) for r in rows)
+    oracle_is_best = sum(r["oracle"] == max(range(k), key=r["psnr"].__getitem__) for r in rows)
     lines += ["", "Mean ± 95% t-CI over the ten images:", "",
               "| class code | latent ceiling (dB) | minus `none`, paired |", "|---|---|---|",
               f"| none (FL label index) | {_pm(none)} | |",
@@ -89,10 +100,34 @@ def main():
               f"| soft (learned mixture) | {_pm(soft)} | {_pm([s - n for s, n in zip(soft, none)])} |", "",
               f"Best minus worst class on the same image: {_pm(spread)} dB. The oracle's class is the best class "
               f"on {oracle_is_best} of {len(rows)} images."]
+    quotes = {"n": len(rows), "best minus worst": mean_ci(spread)[0], "best minus worst ci": mean_ci(spread)[1],
+              "oracle is best": oracle_is_best}
+    for name, vals in (("none", none), ("oracle", oracle), ("best", best), ("soft", soft)):
+        quotes[f"{name}"], quotes[f"{name} ci"] = mean_ci(vals)
+        if name != "none":
+            d = mean_ci([v - n for v, n in zip(vals, none)])
+            quotes[f"{name} - none"], quotes[f"{name} - none ci"] = d
+    lines += ["", "Quotable values (`gifd_lite.results`; `X - none` is paired on the same images):", "", "```quote"]
+    lines += [f"{key}: {v:.6f}" if isinstance(v, float) else f"{key}: {v}" for key, v in quotes.items()] + ["```"]
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--report", action="store_true", help="only rewrite the page from the committed rows")
+    args = parser.parse_args()
     out = ROOT / "docs" / "results"
+    if args.report:
+        from gifd_lite.gan.checkpoint import read_manifest
+
+        rows = json.loads((out / "runs" / "mapping_headroom.json").read_text())
+        classes = read_manifest()[get_scenario("ood-disjoint").prior]["classes"]
+    else:
+        rows, classes = measure()
+        (out / "runs").mkdir(exist_ok=True)
+        (out / "runs" / "mapping_headroom.json").write_text(json.dumps(rows, indent=2) + "\n")
+    lines = report(rows, classes)
     (out / "mapping_headroom.md").write_text("\n".join(lines) + "\n")
-    (out / "runs").mkdir(exist_ok=True)
-    (out / "runs" / "mapping_headroom.json").write_text(json.dumps(rows, indent=2) + "\n")
     print("\n".join(lines))
 
 
