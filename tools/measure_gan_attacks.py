@@ -88,6 +88,7 @@ def write_markdown(table: str, rows: list[dict], records: list[dict], path: Path
         lines.append(f"| {tag} | " + " | ".join(f"{vals[i]:.1f}" if i in vals else "" for i in _indices(records)) + " |")
     lines += paired_lines(records)
     lines += stage_lines(records)
+    lines += quote_lines(rows, records)
     if records:
         r0 = records[0]
         threads = defaultdict(int)
@@ -141,6 +142,36 @@ def stage_lines(records: list[dict]) -> list[str]:
     return out
 
 
+def quote_lines(rows: list[dict], records: list[dict]) -> list[str]:
+    """The page's numbers as ``key: value`` lines of a ``quote`` block, for the lessons' quote tags
+    (gifd_lite.results): ``<cell> psnr`` / ``psnr ci`` / ``n``, ``gifd - <cell>`` (paired mean) / ``ci`` /
+    ``higher``, and ``<gifd cell> stage <name> psnr`` / ``psnr ci``."""
+    pairs = []
+    for r in rows:
+        if r["psnr"] is not None:
+            pairs += [(f"{r['cell']} psnr", r["psnr"][0]), (f"{r['cell']} psnr ci", r["psnr"][1]),
+                      (f"{r['cell']} n", r["n"])]
+    by = defaultdict(dict)
+    for r in records:
+        by[r["spec"]["tag"]][r["spec"]["index"]] = r
+    for tag in sorted(t for t in by if t.split()[0] == "gifd"):
+        suffix = tag[len("gifd"):]
+        for other in METHODS[:-1]:
+            common = sorted(set(by[tag]) & set(by.get(other + suffix, {})))
+            if len(common) >= 2:
+                diffs = [by[tag][i]["psnr"] - by[other + suffix][i]["psnr"] for i in common]
+                m, h = reproduce.mean_ci(diffs)
+                pairs += [(f"{tag} - {other + suffix}", m), (f"{tag} - {other + suffix} ci", h),
+                          (f"{tag} - {other + suffix} higher", sum(d > 0 for d in diffs))]
+        recs = [r for r in by[tag].values() if r.get("stages")]
+        for j, st in enumerate(recs[0]["stages"] if recs else []):
+            m, h = reproduce.mean_ci([r["stages"][j]["psnr"] for r in recs])
+            pairs += [(f"{tag} stage {st['stage']} psnr", m), (f"{tag} stage {st['stage']} psnr ci", h)]
+    if not pairs:
+        return []
+    return ["", "```quote"] + [f"{k}: {v}" if isinstance(v, int) else f"{k}: {v:.6f}" for k, v in pairs] + ["```"]
+
+
 def _indices(records):
     return sorted({r["spec"]["index"] for r in records})
 
@@ -170,6 +201,12 @@ def main():
         sweep([s for s in specs if args.only is None or s.index in args.only], runs, on_record=show)
     wanted = {s.key() for s in specs}
     records = [r for r in read_records(runs) if RunSpec.of(r).key() in wanted]
+    if args.report and not records:
+        # the committed table was made before issue 15's fixes (RunSpec.protocol 1), which no new run stands in
+        # for: rewrite the page from those records as they are, so that it (and its quote block) stays theirs
+        cells = {(s.tag, s.index, s.model) for s in specs}
+        records = [r for r in read_records(runs) if RunSpec.of(r).protocol == 1
+                   and (r["spec"]["tag"], r["spec"]["index"], r["spec"]["model"]) in cells]
     command = f"GIFD_DATA=../shared/data .venv/bin/python tools/measure_gan_attacks.py --table {args.table} --images {args.images}" + \
         ("" if args.model == "resnet18" else f" --model {args.model}")
     write_markdown(f"{args.table} ({args.model})", summarise(records), records, out / f"{name}.md", command)

@@ -38,11 +38,12 @@ COMMITTED = {("convnet", "clean"): ("reproduce/main.jsonl", "gifd"),
              ("convnet", "noise"): ("reproduce/defenses.jsonl", "gifd | noise=0.01"),
              ("convnet", "batch8"): ("reproduce/batch.jsonl", "gifd | B=8"),
              ("resnet18", "clean"): ("runs/gifd_main.jsonl", "gifd")}
-# the held-out variants scored on the holdout runs: (name, restart_by, steps)
+# the held-out variants scored on the holdout runs: (name, restart_by, steps, quote key)
 VARIANTS = [
-    ("holdout's choice before the refit (restart by fit, then lowest held-out candidate)", "fit", True),
-    ("holdout, stage ends only (no mid-stage steps)", "fit", False),
-    ("holdout, restart also by held-out (lowest held-out anywhere)", "held", True),
+    ("holdout's choice before the refit (restart by fit, then lowest held-out candidate)", "fit", True,
+     "holdout before refit"),
+    ("holdout, stage ends only (no mid-stage steps)", "fit", False, "holdout stage ends"),
+    ("holdout, restart also by held-out (lowest held-out anywhere)", "held", True, "holdout restart by held"),
 ]
 
 
@@ -82,11 +83,19 @@ def _stopped_after(record: dict, stage: str) -> float:
     return next(st["psnr"] for st in record["stages"] if st["stage"] == stage)
 
 
-def _row(name: str, diffs: list[float], values: list[float], stages: list[str], closed: float | None) -> str:
+def _row(name: str, diffs: list[float], values: list[float], stages: list[str], closed: float | None,
+         quote: list[str] | None = None, key: str = "") -> str:
+    """One table row; with ``quote``, its numbers also as ``<key> psnr`` / ``psnr ci`` / ``diff`` / ``diff ci`` /
+    ``higher`` / ``n`` / ``closed`` (a fraction) lines for the page's quote block (gifd_lite.results)."""
     m, h = mean_ci(values)
     d, dh = mean_ci(diffs)
     picked = ", ".join(f"{s}: {stages.count(s)}" for s in sorted(set(stages)))
     gap = "" if closed is None else f"{100 * closed:.0f}%"
+    if quote is not None:
+        quote += [f"{key} psnr: {m:.6f}", f"{key} psnr ci: {h:.6f}", f"{key} diff: {d:.6f}",
+                  f"{key} diff ci: {dh:.6f}", f"{key} higher: {sum(x > 0 for x in diffs)}", f"{key} n: {len(diffs)}"]
+        quote += [f"{key} closed: {closed:.6f}"] if closed is not None else []
+        quote += [f"{key} picked {s}: {stages.count(s)}" for s in sorted(set(stages))]
     return (f"| {name} | {m:.2f} ± {h:.2f} | {d:+.2f} ± {dh:.2f} | {sum(x > 0 for x in diffs)} of {len(diffs)} | "
             f"{gap} | {picked} |")
 
@@ -113,35 +122,39 @@ def report(model: str, images: int, settings: list[str]) -> list[str]:
                   "| rule | PSNR (dB) | minus the loss rule | higher on | of the gap to the oracle closed | "
                   "stage picked |", "|---|---|---|---|---|---|"]
         gap = sum(o - b for o, b in zip(oracle_loss, base))
+        quote, q = [], f"{model} {setting}"
         lines.append(_row("loss (the lowest fitting loss; fits the whole update)", [0.0] * len(base), base,
-                          [lo["best_layer"] for _, lo in pairs], 0.0 if gap > 0 else None))
+                          [lo["best_layer"] for _, lo in pairs], 0.0 if gap > 0 else None, quote, f"{q} loss"))
         out = [h["psnr"] for h, _ in pairs]
         diffs = [v - b for v, b in zip(out, base)]
         lines.append(_row("**holdout + refit: GIFD's output**", diffs, out, [h["best_layer"] for h, _ in pairs],
-                          sum(diffs) / gap if gap > 0 else None))
-        for name, restart_by, steps in VARIANTS:
+                          sum(diffs) / gap if gap > 0 else None, quote, f"{q} holdout"))
+        for name, restart_by, steps, key in VARIANTS:
             chosen = [h["candidates"][choose_candidate(h["candidates"], "holdout", restart_by=restart_by, steps=steps)]
                       for h, _ in pairs]
             values = [c["psnr"] for c in chosen]
             diffs = [v - b for v, b in zip(values, base)]
-            lines.append(_row(name, diffs, values, [c["stage"] for c in chosen], sum(diffs) / gap if gap > 0 else None))
+            lines.append(_row(name, diffs, values, [c["stage"] for c in chosen], sum(diffs) / gap if gap > 0 else None,
+                              quote, f"{q} {key}"))
         stopped = [_stopped_after(lo, "16x16") for _, lo in pairs]
         lines.append(_row("loss rule stopped after 16x16 (the loss run's 16x16 stage)",
                           [v - b for v, b in zip(stopped, base)], stopped, ["16x16"] * len(pairs),
-                          sum(v - b for v, b in zip(stopped, base)) / gap if gap > 0 else None))
+                          sum(v - b for v, b in zip(stopped, base)) / gap if gap > 0 else None,
+                          quote, f"{q} stop after 16x16"))
         hold_loss = [h["candidates"][choose_candidate(h["candidates"], "loss")]["psnr"] for h, _ in pairs]
         lines.append(_row("loss rule on the holdout runs (fitting part only)", [v - b for v, b in zip(hold_loss, base)],
                           hold_loss, [h["candidates"][choose_candidate(h["candidates"], "loss")]["stage"]
-                                      for h, _ in pairs], None))
+                                      for h, _ in pairs], None, quote, f"{q} loss on holdout runs"))
         lines.append(_row("oracle: best-PSNR stage of the loss run", [o - b for o, b in zip(oracle_loss, base)],
-                          oracle_loss, [], 1.0 if gap > 0 else None))
+                          oracle_loss, [], 1.0 if gap > 0 else None, quote, f"{q} oracle loss run"))
         lines.append(_row("oracle: best-PSNR candidate of the holdout run", [o - b for o, b in zip(oracle_hold, base)],
-                          oracle_hold, [], None))
+                          oracle_hold, [], None, quote, f"{q} oracle holdout run"))
         chosen = [h["candidates"][choose_candidate(h["candidates"], "holdout")] for h, _ in pairs]
         assert all(c is h["candidates"][h["chosen_candidate"]] for c, (h, _) in zip(chosen, pairs)), \
             "a run's recorded choice is not the rule's"
         seconds = mean_ci([h["wall_seconds"] for h, _ in pairs])[0], mean_ci([lo["wall_seconds"] for _, lo in pairs])[0]
         lines += ["", f"Seconds per run: holdout {seconds[0]:.0f}, loss {seconds[1]:.0f}."]
+        quote += [f"{q} seconds holdout: {seconds[0]:.6f}", f"{q} seconds loss: {seconds[1]:.6f}"]
         if committed:
             taken = (f"Loss-rule runs: {sum(1 for _, lo in pairs if 'candidates' not in lo)} of {len(pairs)} taken "
                      f"from `{COMMITTED[(model, setting)][0]}`")
@@ -150,7 +163,7 @@ def report(model: str, images: int, settings: list[str]) -> list[str]:
                 taken += (f"; {len(rerun)} image(s) run again here: {same} identical to 0.001 dB, the largest "
                           f"difference {max(abs(a - b) for a, b in rerun):.2f} dB")
             lines.append(taken + ".")
-        lines.append("")
+        lines += ["", "```quote", *quote, "```", ""]
     return lines
 
 
