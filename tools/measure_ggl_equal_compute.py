@@ -52,29 +52,36 @@ def section(model: str) -> list[str]:
     if not images:
         return []
     lines = [f"## {model} ({len(images)} images)", "", "| | PSNR (dB) | evaluations | s / run |", "|---|---|---|---|"]
-    for name, recs in (("GGL before (population 18, 1,200 evaluations)", old_ggl),
-                       ("GGL now (population 50, GIFD's compute)", new_ggl),
-                       ("GIFD before (lowest-loss stage)", old_gifd),
-                       ("GIFD now, `select=auto` (here: the lowest loss, as before; run again in this session)",
-                        new_gifd),
-                       ("GIFD with `select=holdout`", held_gifd)):
+    quote = []   # the numbers as `key: value` lines of a quote block (gifd_lite.results), keys prefixed by the model
+    for name, key, recs in (("GGL before (population 18, 1,200 evaluations)", "ggl before", old_ggl),
+                            ("GGL now (population 50, GIFD's compute)", "ggl now", new_ggl),
+                            ("GIFD before (lowest-loss stage)", "gifd before", old_gifd),
+                            ("GIFD now, `select=auto` (here: the lowest loss, as before; run again in this session)",
+                             "gifd now", new_gifd),
+                            ("GIFD with `select=holdout`", "gifd holdout", held_gifd)):
         have = [i for i in images if i in recs]
         if not have:
             continue
         m, h = mean_ci([recs[i]["psnr"] for i in have])
+        quote += [f"{model} {key} psnr: {m:.6f}", f"{model} {key} psnr ci: {h:.6f}", f"{model} {key} n: {len(have)}",
+                  f"{model} {key} seconds: {mean_ci([recs[i]['wall_seconds'] for i in have])[0]:.6f}"]
         lines.append(f"| {name} | {m:.2f} ± {h:.2f} (n={len(have)}) | "
                      f"{mean_ci([recs[i]['iterations'] for i in have])[0]:.0f} | "
                      f"{mean_ci([recs[i]['wall_seconds'] for i in have])[0]:.0f} |")
     lines += ["", "| paired | mean difference (dB) | GIFD higher on |", "|---|---|---|"]
-    for name, gifd, ggl in (("GIFD − GGL before", old_gifd, old_ggl), ("GIFD − GGL now", new_gifd, new_ggl),
-                            ("GIFD (holdout) − GGL now", held_gifd, new_ggl), ("GGL now − GGL before", new_ggl, old_ggl)):
+    for name, key, gifd, ggl in (("GIFD − GGL before", "gifd before - ggl before", old_gifd, old_ggl),
+                                 ("GIFD − GGL now", "gifd now - ggl now", new_gifd, new_ggl),
+                                 ("GIFD (holdout) − GGL now", "gifd holdout - ggl now", held_gifd, new_ggl),
+                                 ("GGL now − GGL before", "ggl now - ggl before", new_ggl, old_ggl)):
         have = [i for i in images if i in gifd and i in ggl]
         if not have:
             continue
         diffs = [gifd[i]["psnr"] - ggl[i]["psnr"] for i in have]
         m, h = mean_ci(diffs)
         lines.append(f"| {name} | {m:+.2f} ± {h:.2f} | {sum(d > 0 for d in diffs)} of {len(diffs)} |")
-    return lines + [""]
+        quote += [f"{model} {key}: {m:.6f}", f"{model} {key} ci: {h:.6f}",
+                  f"{model} {key} higher: {sum(d > 0 for d in diffs)}"]
+    return lines + ["", "```quote", *quote, "```", ""]
 
 
 def main():
