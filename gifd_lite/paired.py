@@ -21,7 +21,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-__all__ = ["mean_ci", "paired_difference", "values", "compare_cells", "load_records", "plot_paired", "cell_key"]
+__all__ = ["mean_ci", "paired_difference", "values", "compare_cells", "load_records", "plot_paired", "cell_key",
+           "paired_explorer"]
 
 
 def mean_ci(values: list[float]) -> tuple[float, float]:
@@ -134,3 +135,39 @@ def plot_paired(comparison: dict, title: str = ""):
                  fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def paired_explorer(directory: str | Path):
+    """Notebook 09: a widget over committed ``reproduce`` records (nothing is run): pick a table, a cell and a
+    reference cell, and see both readings of the difference (:func:`plot_paired`)."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+
+    tables = {p.stem: load_records(p) for p in sorted(Path(directory).glob("*.jsonl"))}
+    table = W.Dropdown(options=list(tables), description="table")
+    cell, reference = W.Dropdown(description="cell"), W.Dropdown(description="minus")
+    out = W.Output()
+
+    def cells(*_):
+        names = list(dict.fromkeys(r["spec"]["tag"] for r in tables[table.value]))
+        cell.options, reference.options = names, names
+        cell.value, reference.value = names[-1], names[0]
+
+    def draw(*_):
+        with out:
+            out.clear_output(wait=True)
+            if None in (cell.value, reference.value) or cell.value == reference.value:
+                print("pick two different cells")
+                return
+            try:
+                plot_paired(compare_cells(tables[table.value], cell.value, reference.value))
+                plt.show()
+            except ValueError as exc:
+                print(exc)
+
+    table.observe(cells, "value")
+    for w in (table, cell, reference):
+        w.observe(draw, "value")
+    cells()
+    draw()
+    return W.VBox([W.HBox([table, cell, reference]), out])
