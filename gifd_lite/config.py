@@ -22,6 +22,7 @@ class DLGConfig:
     restarts: int = 2            # a fresh random start when a run ends with a high loss or diverges
     good_enough: float = 1e-5    # stop restarting once the gradient distance is below this × ||g||²
     snapshots: int = 6
+    compile: str = "auto"        # the matching oracle under torch.compile: auto | on | off (attacks/oracle.py)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class IGConfig:
     signed: bool = True
     boxed: bool = True
     snapshots: int = 6
+    compile: str = "auto"        # the matching oracle under torch.compile: auto | on | off (attacks/oracle.py)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class GIFDConfig:
     refit_steps: int = 60        # with "holdout": steps refitting the chosen stage to the whole update (laptop)
     refit_lr_scale: float = 0.3  # the refit's learning rate, as a fraction of the chosen stage's (it starts at an
                                  # optimum: the stage's own rate kicks it out again, measured on one image)
+    compile: str = "auto"        # the matching oracle under torch.compile: auto | on | off (attacks/oracle.py)
 
     @property
     def total_iterations(self) -> int:
@@ -92,6 +95,7 @@ class GGLConfig:
     sigma: float = 0.5
     kl_weight: float = 0.1
     popsize: int | None = 50      # None: CMA-ES default 4 + 3 ln(n) (18 in 128 dimensions)
+    compile: str = "auto"        # the matching oracle under torch.compile: auto | on | off (attacks/oracle.py)
 
     @property
     def generations(self) -> int:
@@ -109,6 +113,7 @@ class GIASConfig:
     lr_generator: float = 1e-4
     restarts: int = 2
     tv_weight: float = 1e-4
+    compile: str = "auto"        # the matching oracle under torch.compile: auto | on | off (attacks/oracle.py)
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,10 @@ class Preset:
     def override(self, **changes) -> "Preset":
         """A copy with some fields changed, e.g. ``preset.override(ig=replace(preset.ig, iterations=10))``."""
         return replace(self, **changes)
+
+    def with_compile(self, mode: str) -> "Preset":
+        """A copy whose every attack compiles its matching oracle as ``mode`` says (auto / on / off)."""
+        return replace(self, **{a: replace(getattr(self, a), compile=mode) for a in ("dlg", "ig", "gifd", "ggl", "gias")})
 
 
 PRESETS: dict[str, Preset] = {

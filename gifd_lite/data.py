@@ -151,10 +151,17 @@ def to_tensor(images_uint8: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images_uint8)).permute(0, 3, 1, 2).float().div(255.0)
 
 
+_STATS: dict = {}
+
+
 def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    mean = torch.tensor(CIFAR10_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(CIFAR10_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return mean, std
+    """CIFAR-10's per-channel mean and std as (1, 3, 1, 1) tensors, made once per device and dtype (an attack
+    normalises every step: building them each time is a host-to-device copy per step on a GPU)."""
+    key = (x.device, x.dtype)
+    if key not in _STATS:
+        _STATS[key] = (torch.tensor(CIFAR10_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1),
+                       torch.tensor(CIFAR10_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1))
+    return _STATS[key]
 
 
 def normalize(x01: torch.Tensor) -> torch.Tensor:

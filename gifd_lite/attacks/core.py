@@ -204,32 +204,66 @@ def snapshot_steps(iterations: int, count: int) -> set[int]:
     return {min(max(0, s), iterations - 1) for s in steps} | {iterations - 1}
 
 
-class Tracker:
-    """Best-so-far of one restart: keeps the images with the lowest gradient loss, the loss curve and snapshots."""
+CHECK_EVERY = 25     # steps between the host reads that look for a diverged (NaN) run
 
-    def __init__(self, snapshot_at: set[int], to_image: Callable[[torch.Tensor], torch.Tensor]):
+
+class Tracker:
+    """Best-so-far of one restart: the images with the lowest gradient loss, the loss curve and snapshots.
+
+    Everything stays on the attack's device while the attack runs (no host read per step, so a GPU never
+    waits): the best point is kept with ``torch.where``, the curve as device scalars, and only every
+    ``check_every`` steps one value is read back to stop a diverged run. :meth:`finish` reads the results once.
+    """
+
+    def __init__(self, snapshot_at: set[int], to_image: Callable[[torch.Tensor], torch.Tensor],
+                 check_every: int = CHECK_EVERY):
         self.snapshot_at = snapshot_at
         self.to_image = to_image
+        self.check_every = check_every
         self.best_loss = math.inf
         self.best_images: torch.Tensor | None = None
         self.best_extra = None
         self.loss: list[float] = []
         self.iterations = 0            # gradient evaluations (an L-BFGS step makes several)
         self.snapshots: list[tuple[int, torch.Tensor]] = []
+        self._curve: list[torch.Tensor] = []
+        self._best: tuple | None = None          # (loss, x, extra) on the device
+        self._snaps: list[tuple[int, torch.Tensor]] = []
 
-    def update(self, step: int, loss: float, x: torch.Tensor, extra=None) -> bool:
-        """Record one step; returns False when the loss is not finite (the run diverged)."""
-        self.loss.append(loss)
-        self.iterations = max(self.iterations, len(self.loss))
-        if not math.isfinite(loss) or not torch.isfinite(x).all():
-            return False
-        if loss < self.best_loss:
-            self.best_loss = loss
-            self.best_images = self.to_image(x.detach()).cpu()
-            self.best_extra = extra
+    def update(self, step: int, loss: torch.Tensor | float, x: torch.Tensor, extra=None) -> bool:
+        """Record one step; returns False when a check finds the loss not finite (the run diverged)."""
+        loss_in = loss
+        loss = torch.as_tensor(loss, device=x.device).detach().reshape(()).to(torch.float32)
+        x = x.detach()
+        self._curve.append(loss)
+        self.iterations = max(self.iterations, len(self._curve))
+        if self._best is None:
+            inf = torch.full((), math.inf, device=x.device)
+            self._best = (inf, x.clone(), None if extra is None else extra.clone())
+        ok = torch.isfinite(loss) & torch.isfinite(x).all()
+        better = ok & (loss < self._best[0])
+        self._best = (torch.where(better, loss, self._best[0]), torch.where(better, x, self._best[1]),
+                      None if extra is None else torch.where(better, extra.to(self._best[2].device), self._best[2]))
         if step in self.snapshot_at:
-            self.snapshots.append((step + 1, self.to_image(x.detach()).cpu()))
+            self._snaps.append((step + 1, x.clone()))
+        if isinstance(loss_in, float) and not (math.isfinite(loss_in) and bool(ok)):
+            return False                         # the caller read it already (DLG's L-BFGS): no extra read
+        if len(self._curve) % self.check_every == 0:
+            return bool(ok)                      # the one host read every ``check_every`` steps
         return True
+
+    def finish(self) -> "Tracker":
+        """Read the curve, the best loss and images back from the device (once, at the end of the restart)."""
+        if not self._curve:
+            return self
+        values = torch.stack(self._curve + [self._best[0]]).cpu().tolist()
+        self.loss, self.best_loss = values[:-1], values[-1]
+        if math.isfinite(self.best_loss):
+            self.best_images = self.to_image(self._best[1]).cpu()
+            self.best_extra = None if self._best[2] is None else self._best[2].cpu()
+        self.snapshots = [(step, self.to_image(x).cpu()) for step, x in self._snaps]
+        self._curve, self._snaps = [], []
+        return self
 
 
 def run_restarts(run_one: Callable[[int, Tracker], None], restarts: int, new_tracker: Callable[[], Tracker],
@@ -251,6 +285,7 @@ def run_restarts(run_one: Callable[[int, Tracker], None], restarts: int, new_tra
             try:
                 run_one(trial, tracker)
             finally:
+                tracker.finish()
                 iterations += tracker.iterations
                 if tracker.best_images is not None and (best is None or tracker.best_loss < best.best_loss):
                     best = tracker

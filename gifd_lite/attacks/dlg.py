@@ -20,6 +20,7 @@ from ..data import denormalize
 from ..fl import ThreatModel
 from ..runtime import progress
 from .core import GradientTarget, Reconstruction, Tracker, run_restarts, snapshot_steps
+from .oracle import MatchingOracle
 
 __all__ = ["dlg"]
 LINE_SEARCH = "strong_wolfe"
@@ -37,6 +38,9 @@ def dlg(model: nn.Module, update: list[torch.Tensor], threat_model: ThreatModel,
     device = next(model.parameters()).device
     target = GradientTarget(model, update, threat_model)
     joint = labels is None
+    # L-BFGS reads every loss on the host (its line search is host logic), so DLG cannot avoid host reads
+    oracle = MatchingOracle(model, target, labels, distance="l2", inputs="model", compile=config.compile,
+                            calls=config.iterations * config.inner_steps * config.restarts, soft_labels=joint)
     shape = (batch_size, *image_shape)
 
     def to_image(x: torch.Tensor) -> torch.Tensor:
@@ -54,10 +58,12 @@ def dlg(model: nn.Module, update: list[torch.Tensor], threat_model: ThreatModel,
         evaluated = {}       # the best finite point L-BFGS evaluated during the current step, with its own loss
 
         def closure() -> torch.Tensor:
-            y = torch.softmax(label_logits, -1) if joint else labels
-            loss = target.l2(target.dummy_update(model, x, y))
-            for var, grad in zip(variables, torch.autograd.grad(loss, variables)):
-                var.grad = grad
+            if joint:
+                y = torch.softmax(label_logits, -1)
+                (x.grad, grad_y), loss, _ = oracle(x, y)
+                (label_logits.grad,) = torch.autograd.grad(y, [label_logits], grad_outputs=grad_y)
+            else:
+                x.grad, loss, _ = oracle(x)
             tracker.iterations += 1
             value = float(loss.detach())
             finite = math.isfinite(value) and bool(torch.isfinite(x).all())

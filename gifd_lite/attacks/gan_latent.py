@@ -29,13 +29,13 @@ import torch
 from torch import nn
 
 from ..config import GGLConfig, GIASConfig
-from ..data import normalize
 from ..errors import GifdError
 from ..fl import ThreatModel
 from ..gan.generator import Generator, to_unit
 from ..runtime import progress
-from .core import GradientTarget, History, Reconstruction, total_variation
+from .core import History, Reconstruction
 from .generative import matching_loss, optimise_stage, prepare, sphere
+from .oracle import MatchingOracle
 
 __all__ = ["ggl", "gias", "kl_to_standard_normal"]
 
@@ -46,21 +46,21 @@ def kl_to_standard_normal(z: torch.Tensor) -> torch.Tensor:
     return (0.5 * (var + mu**2 - 1 - var.log())).mean()
 
 
-def _l2_fitness(model, target: GradientTarget, G: Generator, z: torch.Tensor, code, labels, kl_weight: float,
-                create_graph: bool) -> torch.Tensor:
-    images = to_unit(G(z, code))
-    grads = target.dummy_update(model, normalize(images), labels, create_graph=create_graph)
-    return target.l2(grads) / target.norm**2 + kl_weight * kl_to_standard_normal(z)
-
-
 def ggl(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, threat_model: ThreatModel,
         G: Generator, config: GGLConfig, class_code: torch.Tensor | None = None, seed: int = 0,
         optimizer: str = "cma") -> Reconstruction:
-    """GGL: the latent searched with CMA-ES (``optimizer="cma"``) or Adam (``"adam"``) under a fixed budget."""
+    """GGL: the latent searched with CMA-ES (``optimizer="cma"``) or Adam (``"adam"``) under a fixed budget.
+
+    CMA-ES evaluates each generation's population in one batched pass (``MatchingOracle.values``, a ``vmap``
+    over candidates) and reads its fitness values back once per generation, as CMA-ES (on the host) needs them.
+    """
     import cma
 
     device = next(model.parameters()).device
     target, labels, code = prepare(model, update, labels, class_code, threat_model)
+    oracle = MatchingOracle(model, target, labels, distance="l2", compile=config.compile,
+                            calls=config.evaluations if optimizer == "adam" else 0)
+    scale = 1.0 / target.norm**2                     # the fitness is relative to the observed update's size
     batch, d = len(labels), G.config.z_dim
     history = History()
     best = {"loss": math.inf, "z": None}
@@ -77,31 +77,42 @@ def ggl(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thre
             # whole generations only, never past the budget (at least one generation)
             while not es.stop() and (evaluations == 0 or evaluations + es.popsize <= config.evaluations):
                 candidates = es.ask()
-                losses = []
-                for c in candidates:
-                    z = torch.as_tensor(np.asarray(c), dtype=torch.float32, device=device).view(batch, d)
-                    loss = float(_l2_fitness(model, target, G, z, code, labels, config.kl_weight, False).detach())
-                    losses.append(loss if math.isfinite(loss) else 1e12)
-                    evaluations += 1
-                    if loss < best["loss"]:
-                        best.update(loss=loss, z=z.detach().clone())
+                z = torch.as_tensor(np.stack(candidates), dtype=torch.float32).to(device).view(-1, batch, d)
+                with torch.no_grad():
+                    images = to_unit(G(z.flatten(0, 1), code.repeat(len(candidates), *[1] * (code.dim() - 1))))
+                fitness = oracle.values(images.view(len(candidates), batch, *images.shape[1:])) * scale
+                fitness = fitness + config.kl_weight * torch.stack([kl_to_standard_normal(zi) for zi in z])
+                losses = [v if math.isfinite(v) else 1e12 for v in fitness.cpu().tolist()]   # once per generation
+                evaluations += len(candidates)
+                i = int(np.argmin(losses))
+                if losses[i] < best["loss"]:
+                    best.update(loss=losses[i], z=z[i].clone())
                 es.tell(candidates, losses)
                 generations += 1
-                history.loss.append(min(losses))
+                history.loss.append(losses[i])
                 bar.update(len(candidates))
             bar.close()
         elif optimizer == "adam":
             z = torch.randn((batch, d), generator=torch.Generator().manual_seed(seed)).to(device).requires_grad_(True)
             opt = torch.optim.Adam([z], lr=0.05)
-            for _ in progress(range(config.evaluations), desc="GGL (Adam)"):
-                loss = _l2_fitness(model, target, G, z, code, labels, config.kl_weight, True)
-                (z.grad,) = torch.autograd.grad(loss, [z])
-                value = float(loss.detach())
-                history.loss.append(value)
-                evaluations += 1
-                if value < best["loss"]:
-                    best.update(loss=value, z=z.detach().clone())
-                opt.step()
+            kept = (torch.full((), math.inf, device=device), z.detach().clone())
+            curve = []
+            try:
+                for _ in progress(range(config.evaluations), desc="GGL (Adam)"):
+                    images = to_unit(G(z, code))
+                    grad_x, l2, _ = oracle(images)
+                    kl = config.kl_weight * kl_to_standard_normal(z)
+                    (z.grad,) = torch.autograd.grad([images, kl], [z], grad_outputs=[grad_x * scale, torch.ones_like(kl)])
+                    value = l2 * scale + kl.detach()
+                    curve.append(value)
+                    evaluations += 1
+                    better = value < kept[0]
+                    kept = (torch.where(better, value, kept[0]), torch.where(better, z.detach(), kept[1]))
+                    opt.step()
+            finally:                                   # also on Ctrl-C: keep the best so far
+                history.loss = torch.stack(curve).tolist() if curve else []
+                if curve and math.isfinite(float(kept[0])):
+                    best.update(loss=float(kept[0]), z=kept[1])
         else:
             raise GifdError(f"unknown GGL optimizer {optimizer!r}: use cma or adam")
     except KeyboardInterrupt:
@@ -131,12 +142,13 @@ def gias(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
     t0 = time.perf_counter()
     iterations = 0
     best = None
+    latent_oracle = MatchingOracle(model, target, labels, tv_weight=config.tv_weight, compile=config.compile,
+                                   calls=config.latent_iterations * config.restarts + config.generator_iterations)
     try:
         for restart in range(config.restarts):
             z0 = sphere(torch.randn((batch, G.config.z_dim), generator=torch.Generator().manual_seed(seed * 7919 + restart)))
-            result = optimise_stage(model, target, G, 0, z0.to(device), code, labels, config.latent_iterations,
-                                    config.lr_latent, tv_weight=config.tv_weight, desc=f"GIAS latent {restart + 1}",
-                                    learn_code=learn_code)
+            result = optimise_stage(latent_oracle, G, 0, z0.to(device), code, config.latent_iterations,
+                                    config.lr_latent, desc=f"GIAS latent {restart + 1}", learn_code=learn_code)
             iterations += len(result.curve)
             history.restart_losses.append(result.loss)
             if best is None or result.loss < best.loss:
@@ -156,7 +168,8 @@ def gias(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
     code = best.code.detach()
     history.extra["class_code"] = code.cpu()
     opt = torch.optim.Adam(params, lr=config.lr_generator)
-    kept = {"loss": best.loss, "images": best.images}
+    kept = (torch.full((), best.loss, device=device), None)      # the latent's result until a step beats it
+    curve = []
 
     def images_now():
         return torch.cat([to_unit(g(z[i:i + 1], code[i:i + 1])) for i, g in enumerate(copies)])
@@ -164,17 +177,19 @@ def gias(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
     try:
         for _ in progress(range(config.generator_iterations), desc="GIAS generator"):
             images = images_now()
-            match = matching_loss(model, target, images, labels)
-            loss = match + config.tv_weight * total_variation(images) if config.tv_weight else match
-            for p, grad in zip(params, torch.autograd.grad(loss, params)):
+            grad_x, match, _ = latent_oracle(images)       # the same matching step: same model, shape, target
+            for p, grad in zip(params, torch.autograd.grad(images, params, grad_outputs=grad_x)):
                 p.grad = grad
-            value = float(match.detach())
-            history.loss.append(value)
+            curve.append(match)
             iterations += 1
-            if value < kept["loss"]:
-                kept.update(loss=value, images=images.detach().clamp(0, 1).cpu())
+            better = match < kept[0]
+            kept = (torch.where(better, match, kept[0]),
+                    torch.where(better, images.detach(), images.detach() if kept[1] is None else kept[1]))
             opt.step()
     except KeyboardInterrupt:
         history.interrupted = True
-    return Reconstruction(kept["images"], labels.cpu(), history, threat_model, "gias", iterations,
-                          time.perf_counter() - t0, kept["loss"])
+    history.loss += torch.stack(curve).tolist() if curve else []
+    loss = float(kept[0])
+    images = best.images if kept[1] is None or loss >= best.loss else kept[1].clamp(0, 1).cpu()
+    return Reconstruction(images, labels.cpu(), history, threat_model, "gias", iterations,
+                          time.perf_counter() - t0, loss)

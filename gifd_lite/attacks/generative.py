@@ -5,7 +5,8 @@ x(h) = G_{k→}(h, c) for the class code c, and one stage of the search solves
 
     min_h  1 - cos(∇_θ CE(f_θ(x(h)), ŷ), g)  +  λ_TV TV(x(h))
 
-with Adam, a linear warm-up and cosine decay of the step size, and after every step a projection: the latent
+with Adam, a linear warm-up and cosine decay of the step size (each step one call of the matching oracle,
+:mod:`gifd_lite.attacks.oracle`, whose ∂loss/∂x is pushed back through G), and after every step a projection: the latent
 back onto its sphere ||z|| = √d (where Gaussian latents live, so no norm penalty is needed: it would be zero),
 later stages onto the l1 ball ||h - h_0||_1 ≤ r around the features the stage started from. The best h by the
 pure matching loss is kept. With a held-out split of the update (GIFD's stage choice, notebook 05), g above
@@ -22,8 +23,9 @@ import torch
 from ..data import normalize
 from ..gan.generator import Generator, to_unit
 from ..runtime import progress
-from .core import GradientTarget, total_variation
+from .core import CHECK_EVERY, GradientTarget
 from .l1ball import project_l1_ball
+from .oracle import MatchingOracle
 
 __all__ = ["StageResult", "optimise_stage", "render", "matching_loss", "matching_losses", "sphere", "prepare"]
 
@@ -81,13 +83,14 @@ def matching_losses(model, target: GradientTarget, images01: torch.Tensor, label
     return target.cosine_split(grads)
 
 
-def _score(model, target: GradientTarget, G: Generator, k: int, h: torch.Tensor, code: torch.Tensor,
-           labels: torch.Tensor) -> tuple[torch.Tensor, float, float | None]:
+def _score(oracle: MatchingOracle, G: Generator, k: int, h: torch.Tensor,
+           code: torch.Tensor) -> tuple[torch.Tensor, float, float | None]:
     """The image of features ``h`` and its (fitting, held-out) losses, scored once more outside the loop."""
     with torch.no_grad():
         images = render(G, k, h, code)
-    fit, held = matching_losses(model, target, images, labels, create_graph=False)
-    return images.detach().clamp(0, 1).cpu(), float(fit.detach()), None if held is None else float(held)
+    _, fit, held = oracle(images)
+    values = torch.stack([fit, fit if held is None else held]).tolist()
+    return images.detach().clamp(0, 1).cpu(), values[0], None if held is None else values[1]
 
 
 def _schedule(step: int, total: int, warmup: float) -> float:
@@ -97,16 +100,18 @@ def _schedule(step: int, total: int, warmup: float) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - w) / max(1, total - w)))
 
 
-def optimise_stage(model, target: GradientTarget, G: Generator, k: int, start: torch.Tensor, code: torch.Tensor,
-                   labels: torch.Tensor, iterations: int, lr: float, radius: float | None = None,
-                   tv_weight: float = 0.0, warmup: float = 0.1,
+def optimise_stage(oracle: MatchingOracle, G: Generator, k: int, start: torch.Tensor, code: torch.Tensor,
+                   iterations: int, lr: float, radius: float | None = None, warmup: float = 0.1,
                    on_step=None, desc: str = "", learn_code: bool = False) -> StageResult:
     """Search stage ``k`` from ``start`` (see the module docstring); returns the best features by matching loss.
 
-    ``radius`` is a fraction of the starting features' l1 norm (per sample); ``None`` leaves them unconstrained.
-    ``on_step(step, loss, h)`` is called every step (for snapshots and interrupt-safe tracking).
+    ``oracle`` (:class:`~gifd_lite.attacks.oracle.MatchingOracle` on images in [0, 1], with the TV weight) gives
+    each step's loss and ∂loss/∂x; the image x = G_{k→}(h, c) is rendered eagerly and the oracle's ∂loss/∂x is
+    pushed back through the generator to h. ``radius`` is a fraction of the starting features' l1 norm (per
+    sample); ``None`` leaves them unconstrained. ``on_step(step, h)`` is called every step (snapshots).
     ``learn_code`` (soft label mapping, notebook 07): the class code becomes softmax(a), a mixture of class
     embeddings, and a is optimised together with h, starting from ``code`` (e.g. uniform).
+    Nothing is read back to the host inside the loop except a divergence check every ``CHECK_EVERY`` steps.
     """
     h0 = start.detach()
     h = h0.clone().requires_grad_(True)
@@ -116,42 +121,44 @@ def optimise_stage(model, target: GradientTarget, G: Generator, k: int, start: t
         mix = code.float().clamp_min(1e-6).log().detach().requires_grad_(True)
         variables.append(mix)
     opt = torch.optim.Adam(variables, lr=lr)
-    best_loss, best_h, best_code, curve = math.inf, h0.clone(), code, []
-    best_held, held_h, held_code = math.inf, None, code
+    inf = torch.full((), math.inf, device=h0.device)
+    best = {"fit": (inf, h0.clone(), code.clone()), "held": (inf, h0.clone(), code.clone())}
+    curve = []
     for step in progress(range(iterations), desc=desc or f"stage {k}"):
         for group in opt.param_groups:
             group["lr"] = lr * _schedule(step, iterations, warmup)
         code_now = mix.softmax(1) if learn_code else code
         images = render(G, k, h, code_now)
-        match, held = matching_losses(model, target, images, labels)
-        loss = match + tv_weight * total_variation(images) if tv_weight else match
-        for var, grad in zip(variables, torch.autograd.grad(loss, variables)):
+        grad_x, match, held = oracle(images)
+        for var, grad in zip(variables, torch.autograd.grad(images, variables, grad_outputs=grad_x)):
             var.grad = grad
-        value = float(match.detach())
-        curve.append(value)
+        curve.append(match)
         if on_step is not None:
-            on_step(step, value, h)
-        if not math.isfinite(value):
+            on_step(step, h)
+        for by, value in (("fit", match), ("held", held)):
+            if value is not None:
+                better = value < best[by][0]            # False for NaN: a NaN never becomes the best
+                best[by] = (torch.where(better, value, best[by][0]), torch.where(better, h.detach(), best[by][1]),
+                            torch.where(better, code_now.detach(), best[by][2]))
+        if (step + 1) % CHECK_EVERY == 0 and not bool(torch.isfinite(match)):     # the one host read
             break
-        if value < best_loss:
-            best_loss, best_h, best_code = value, h.detach().clone(), code_now.detach().clone()
-        held_value = math.inf if held is None else float(held)      # one host read, not two
-        if held_value < best_held:
-            best_held, held_h, held_code = held_value, h.detach().clone(), code_now.detach().clone()
         opt.step()
         with torch.no_grad():
             if k == 0:
                 h.copy_(sphere(h))
             elif ball is not None:
                 h.copy_(h0 + project_l1_ball(h - h0, ball))
+    curve = torch.stack(curve).tolist() if curve else []
+    best_loss, best_h, best_code = best["fit"]
     # score the kept features once more, exactly as every other stage is scored
-    if not math.isfinite(best_loss):
+    if not math.isfinite(float(best_loss)):
         with torch.no_grad():
             images = render(G, k, best_h, best_code).clamp(0, 1).cpu()
         return StageResult(k, best_h, math.inf, images, curve, best_code)
-    images, final, final_held = _score(model, target, G, k, best_h, best_code, labels)
+    images, final, final_held = _score(oracle, G, k, best_h, best_code)
     alternative = None
-    if held_h is not None:
-        alt_images, alt_fit, alt_held = _score(model, target, G, k, held_h, held_code, labels)
+    if oracle.has_held:
+        _, held_h, held_code = best["held"]
+        alt_images, alt_fit, alt_held = _score(oracle, G, k, held_h, held_code)
         alternative = StageResult(k, held_h, alt_fit, alt_images, curve, held_code, held_loss=alt_held)
     return StageResult(k, best_h, final, images, curve, best_code, held_loss=final_held, held_candidate=alternative)

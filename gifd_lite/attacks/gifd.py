@@ -43,6 +43,7 @@ from ..fl import ThreatModel
 from ..gan.generator import Generator
 from .core import History, Reconstruction, snapshot_steps
 from .generative import matching_loss, optimise_stage, prepare, render, sphere
+from .oracle import MatchingOracle
 
 __all__ = ["gifd", "choose_candidate", "resolve_selection", "SELECTION_RULES", "search_stage_again", "radius_sweep"]
 
@@ -107,6 +108,8 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
                                    num_classes=G.config.num_classes if learn_code else None,
                                    holdout=config.holdout if select == "holdout" else 0.0, split_seed=seed)
     batch = len(labels)
+    oracle = MatchingOracle(model, target, labels, tv_weight=config.tv_weight, compile=config.compile,
+                            calls=sum(config.iterations) * config.restarts)
 
     history = History()
     per_stage = [{"stage": G.STAGES[k], "k": k, "losses": [], "held_losses": [], "restart_images": [],
@@ -124,15 +127,15 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
             for i, k in enumerate(config.stages):
                 start = G.advance(prev_stage, h, code_r, k).detach()
 
-                def on_step(step, loss, feats, offset=offset, k=k, code_r=code_r):
+                def on_step(step, feats, offset=offset, k=k, code_r=code_r):
                     nonlocal iterations
                     iterations += 1
                     if restart == 0 and offset + step in snap_at and not (learn_code and k == 0):
                         with torch.no_grad():
                             history.snapshots.append((offset + step + 1, render(G, k, feats, code_r).clamp(0, 1).cpu()))
 
-                result = optimise_stage(model, target, G, k, start, code_r, labels, config.iterations[i], config.lr[i],
-                                        radius=config.radius[i], tv_weight=config.tv_weight, warmup=config.warmup,
+                result = optimise_stage(oracle, G, k, start, code_r, config.iterations[i], config.lr[i],
+                                        radius=config.radius[i], warmup=config.warmup,
                                         on_step=on_step, desc=f"GIFD restart {restart + 1} stage {G.STAGES[k]}",
                                         learn_code=learn_code and k == 0)
                 code_r = result.code
@@ -171,9 +174,11 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
             # the data once validation has chosen its size
             try:
                 i = best["i"]
-                refit = optimise_stage(model, whole, G, best["k"], best["features"], best["code"], labels,
+                refit_oracle = MatchingOracle(model, whole, labels, tv_weight=config.tv_weight,
+                                              compile=config.compile, calls=config.refit_steps)
+                refit = optimise_stage(refit_oracle, G, best["k"], best["features"], best["code"],
                                        config.refit_steps, config.refit_lr_scale * config.lr[i],
-                                       radius=config.radius[i], tv_weight=config.tv_weight, warmup=config.warmup,
+                                       radius=config.radius[i], warmup=config.warmup,
                                        desc=f"GIFD refit {best['stage']} on the whole update")
                 iterations += len(refit.curve)
                 history.extra["refit"] = {"steps": len(refit.curve), "loss": refit.loss, "images_before": images}
@@ -217,7 +222,7 @@ def choose_candidate(candidates: list[dict], rule: str = "holdout", restart_by: 
 
 def search_stage_again(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, G: Generator,
                        previous: Reconstruction, k: int, iterations: int, lr: float, radius: float | None,
-                       tv_weight: float = 1e-4, class_code: torch.Tensor | None = None):
+                       tv_weight: float = 1e-4, class_code: torch.Tensor | None = None, compile: str = "auto"):
     """Notebook 06's ablation: search stage ``k`` again from where a GIFD run's earlier stage left off.
 
     Starts from the best features of the last stage of ``previous`` that lies before ``k`` and advances them to
@@ -233,8 +238,9 @@ def search_stage_again(model: nn.Module, update: list[torch.Tensor], labels: tor
     target, labels, code = prepare(model, update, labels, class_code, previous.threat_model)
     before = stages[-1]
     start = G.advance(before["k"], before["features"].to(device), code, k).detach()
-    return optimise_stage(model, target, G, k, start, code, labels, iterations, lr, radius=radius,
-                          tv_weight=tv_weight, desc=f"stage {G.STAGES[k]}, radius {radius}")
+    oracle = MatchingOracle(model, target, labels, tv_weight=tv_weight, compile=compile, calls=iterations)
+    return optimise_stage(oracle, G, k, start, code, iterations, lr, radius=radius,
+                          desc=f"stage {G.STAGES[k]}, radius {radius}")
 
 
 def radius_sweep(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, threat_model: ThreatModel,
@@ -253,4 +259,5 @@ def radius_sweep(model: nn.Module, update: list[torch.Tensor], labels: torch.Ten
     first = gifd(model, update, labels, threat_model, G, prefix, class_code=class_code, seed=seed)
     d = config.stages.index(deep_stage)
     return first, [search_stage_again(model, update, first.labels, G, first, deep_stage, config.iterations[d],
-                                      config.lr[d], radius=rho, tv_weight=config.tv_weight) for rho in radii]
+                                      config.lr[d], radius=rho, tv_weight=config.tv_weight, compile=config.compile)
+                  for rho in radii]

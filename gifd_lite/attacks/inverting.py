@@ -6,7 +6,8 @@ The cosine distance ignores the gradient's scale (which depends on the loss valu
 matches its direction; total variation favours piecewise-smooth images. Adam runs on the *sign* of the
 gradient (signed gradient descent), the step size drops ×0.1 at 3/8, 5/8 and 7/8 of the run, every step
 is projected back into the valid pixel box, and of R restarts the one with the lowest cosine distance wins.
-``IGConfig(distance="l2")`` swaps in DLG's squared distance for the comparison in notebook 02.
+``IGConfig(distance="l2")`` swaps in DLG's squared distance for the comparison in notebook 02. Each step is one
+call of the matching oracle (:mod:`gifd_lite.attacks.oracle`, compiled where it pays).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from ..data import denormalize, normalize
 from ..errors import GifdError
 from ..fl import ThreatModel
 from ..runtime import progress
-from .core import (GradientTarget, Reconstruction, Tracker, run_restarts, snapshot_steps,
-                   total_variation)
+from .core import GradientTarget, Reconstruction, Tracker, run_restarts, snapshot_steps
+from .oracle import MatchingOracle
 
 __all__ = ["inverting_gradients"]
 
@@ -34,6 +35,8 @@ def inverting_gradients(model: nn.Module, update: list[torch.Tensor], labels: to
     device = next(model.parameters()).device
     target = GradientTarget(model, update, threat_model)
     labels = labels.to(device)
+    oracle = MatchingOracle(model, target, labels, distance=config.distance, tv_weight=config.tv_weight,
+                            inputs="model", compile=config.compile, calls=config.iterations * config.restarts)
     shape = (len(labels), *image_shape)
     lower = normalize(torch.zeros(1, 3, 1, 1, device=device))
     upper = normalize(torch.ones(1, 3, 1, 1, device=device))
@@ -52,11 +55,8 @@ def inverting_gradients(model: nn.Module, update: list[torch.Tensor], labels: to
         opt = torch.optim.Adam([x], lr=config.lr)
         schedule = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.1)
         for step in progress(range(n), desc=f"IG restart {trial + 1}/{config.restarts}"):
-            grads = target.dummy_update(model, x, labels)
-            matching = target.cosine(grads) if config.distance == "cosine" else target.l2(grads)
-            loss = matching + config.tv_weight * total_variation(x) if config.tv_weight else matching
-            (x.grad,) = torch.autograd.grad(loss, [x])
-            if not tracker.update(step, float(matching.detach()), x):
+            x.grad, matching, _ = oracle(x)
+            if not tracker.update(step, matching, x):
                 break
             if config.signed:
                 x.grad.sign_()

@@ -20,9 +20,7 @@ def project_l1_ball(v: torch.Tensor, radius: torch.Tensor | float) -> torch.Tens
     flat = v.flatten(1)
     b, n = flat.shape
     r = torch.as_tensor(radius, dtype=flat.dtype, device=flat.device).expand(b).clamp_min(0)
-    outside = flat.abs().sum(1) > r
-    if not outside.any():
-        return v
+    outside = flat.abs().sum(1) > r          # no early return on "none outside": that would be a host read
     u = flat.abs().sort(dim=1, descending=True).values
     cssv = u.cumsum(1) - r[:, None]
     j = torch.arange(1, n + 1, device=flat.device, dtype=flat.dtype)

@@ -1,0 +1,176 @@
+"""The gradient-matching oracle every attack calls once per step, optionally compiled (notebook 02 introduces it).
+
+For a dummy input x (and labels y) the oracle returns the matching loss and its derivative,
+
+    x ↦ ( D(∇_θ CE(f_θ(x), y), g) + λ_TV TV(x),  ∂/∂x of it ),
+
+built from ``torch.func``: ``grad`` gives the FL model's gradient with respect to θ as a pure function of x
+(for a FedAvg client with an adaptive attacker, the unrolled θ_0 - θ_T of T local steps), the distance D
+(cosine or L2, through the attacker's mirror of a defense: :class:`~gifd_lite.attacks.core.GradientTarget`)
+compares it with the observed update g, and an outer ``grad_and_value`` differentiates D back to x only: no
+gradient ever flows into θ. Pixel attacks (IG) call the oracle on their variable directly; generator attacks
+render x = G(·) eagerly and push the oracle's ∂loss/∂x back through the generator
+(``torch.autograd.backward(x, grad_x)``).
+
+Compiled (``compile="on"``, or ``"auto"`` where it pays) the same function runs under ``torch.compile``
+(inductor: fused C++ kernels on CPU, Triton on GPU); the first call of each (model, batch shape, threat model)
+compiles, and inductor's on-disk cache (``TORCHINDUCTOR_CACHE_DIR``, by default under the system's temporary
+directory) lets a later process skip most of that. ``compile="off"`` runs the identical function eagerly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import normalize
+from ..errors import GifdError
+from .core import GradientTarget, total_variation
+
+__all__ = ["MatchingOracle", "COMPILE_MODES", "COMPILE_PAYBACK_SECONDS", "compile_available", "check_compile_mode"]
+
+COMPILE_MODES = ("auto", "on", "off")
+# ``auto`` compiles when the eager run would take at least this long: a cold inductor compile of a ResNet-18
+# matching step costs ~1.5 min on a 2-core CPU and the compiled step is ~2.5x faster, so a run of 5 eager
+# minutes earns it back (docs/results/bench_*.md); the ConvNet's laptop runs (~20 s of oracle calls) never do.
+COMPILE_PAYBACK_SECONDS = 300.0
+AUTO_PROBE_CALLS = 3            # eager calls ``auto`` times (the last two) before it decides
+
+
+def compile_available(device: torch.device) -> bool:
+    """Whether inductor can run here: a C++ compiler on CPU (Triton ships with CUDA builds of torch)."""
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "g++", "clang++"))
+
+
+def check_compile_mode(mode: str, device: torch.device) -> str:
+    """``mode`` checked: one of :data:`COMPILE_MODES`, and ``on`` only where inductor can run."""
+    if mode not in COMPILE_MODES:
+        raise GifdError(f"unknown compile mode {mode!r}: choose one of {', '.join(COMPILE_MODES)}")
+    if mode == "on" and not compile_available(device):
+        raise GifdError("--compile on needs a C++ compiler (g++ or clang++) on the PATH for torch.compile on CPU")
+    if mode == "auto" and not compile_available(device):
+        return "off"
+    return mode
+
+
+def _cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if y.dim() == 2:                      # soft labels (DLG's joint search)
+        return torch.mean(torch.sum(-y * F.log_softmax(logits, dim=-1), dim=-1))
+    return F.cross_entropy(logits, y)
+
+
+class MatchingOracle:
+    """``oracle(x) -> (grad_x, loss, held)``: the matching loss of ``x`` (detached), its held-out loss (with a
+    held-out split, else None) and ∂(loss + λ_TV TV)/∂x; see the module docstring.
+
+    ``inputs="unit"``: x is an image in [0, 1], normalised for the FL model inside (generator attacks);
+    ``"model"``: x is already in the model's input space (IG, DLG). ``distance`` is ``cosine`` or ``l2``.
+    With ``soft_labels`` the oracle also differentiates with respect to y (DLG's label search):
+    ``oracle(x, y) -> ((grad_x, grad_y), loss, held)``.
+    """
+
+    def __init__(self, model: nn.Module, target: GradientTarget, labels: torch.Tensor, distance: str = "cosine",
+                 tv_weight: float = 0.0, inputs: str = "unit", compile: str = "off", calls: int = 0,
+                 soft_labels: bool = False):
+        from torch.func import functional_call, grad, grad_and_value
+
+        if distance not in ("cosine", "l2"):
+            raise GifdError(f"unknown gradient distance {distance!r}: use cosine or l2")
+        if inputs not in ("unit", "model"):
+            raise GifdError(f"inputs must be 'unit' or 'model', not {inputs!r}")
+        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules()):
+            # train-mode batch norm normalises with the batch's own statistics; its running averages do not
+            # enter the output, and updating them in place is what function transforms cannot do: a copy
+            # without them computes the same gradient (and leaves the caller's model alone)
+            import copy
+
+            model = torch.func.replace_all_batch_norm_modules_(copy.deepcopy(model))
+        names = [n for n, p in model.named_parameters() if p.requires_grad]
+        params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+        fixed = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
+        fixed.update({n: b.detach() for n, b in model.named_buffers()})
+        self.device = next(model.parameters()).device
+        self.mode = check_compile_mode(compile, self.device)
+        self.labels, self.has_held, self.calls, self.expected_calls = labels, target.fit is not None, 0, calls
+        self.compiled = False
+
+        def ce(p, x, y):
+            return _cross_entropy(functional_call(model, ({**p, **fixed},), (x,)), y)
+
+        model_grad = grad(ce)
+
+        def dummy_update(x, y) -> list[torch.Tensor]:
+            if target.unroll is None:
+                g = model_grad(params, x, y)
+                return [g[n] for n in names]
+            steps, lr = target.unroll
+            current = params
+            for _ in range(steps):
+                g = model_grad(current, x, y)
+                current = {n: current[n] - lr * g[n] for n in names}
+            return [params[n] - current[n] for n in names]
+
+        def objective(x, y):
+            model_x = normalize(x) if inputs == "unit" else x
+            grads = dummy_update(model_x, y)
+            if distance == "l2":
+                fit, held = target.l2(grads), None
+            else:
+                fit, held = target.cosine_split(grads)
+            total = fit + tv_weight * total_variation(x) if tv_weight else fit
+            return total, (fit.detach(), fit.detach() if held is None else held)   # aux holds tensors only
+
+        def distance_only(x):
+            model_x = normalize(x) if inputs == "unit" else x
+            grads = dummy_update(model_x, self.labels)
+            return target.l2(grads) if distance == "l2" else target.cosine_split(grads)[0]
+
+        self._values = torch.func.vmap(distance_only)      # many candidates at once (GGL's population)
+        self.eager: Callable = grad_and_value(objective, argnums=(0, 1) if soft_labels else 0, has_aux=True)
+        self._step = self.eager
+        self.probe_seconds: list[float] = []
+        if self.mode == "on":
+            self._compile()
+
+    def _compile(self) -> None:
+        self._step = torch.compile(self.eager, dynamic=False)
+        self.compiled = True
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        """(∂loss/∂x, the matching loss, the held-out loss or None); ``x`` is not modified."""
+        probing = self.mode == "auto" and not self.compiled and 0 < self.calls < AUTO_PROBE_CALLS
+        if probing:
+            self._sync()
+            t0 = time.perf_counter()
+        grads, (_, (fit, held)) = self._step(x.detach(), self.labels if y is None else y.detach())
+        self.calls += 1
+        if probing:
+            self._sync()
+            self.probe_seconds.append(time.perf_counter() - t0)
+            if self.calls == AUTO_PROBE_CALLS and self.worth_compiling():
+                self._compile()
+        return grads, fit, held if self.has_held else None
+
+    def values(self, xs: torch.Tensor) -> torch.Tensor:
+        """The matching distance (no TV, no derivative) of each candidate ``xs[i]`` (shape (P, *x.shape)), in one
+        batched pass: GGL's CMA-ES population."""
+        with torch.no_grad():
+            return self._values(xs.detach())
+
+    def worth_compiling(self) -> bool:
+        """``auto``'s rule: the calls still to come, at the measured eager speed, take at least
+        :data:`COMPILE_PAYBACK_SECONDS`."""
+        per_call = min(self.probe_seconds)
+        return per_call * max(0, self.expected_calls - self.calls) >= COMPILE_PAYBACK_SECONDS
+
+    def _sync(self) -> None:           # only while ``auto`` times its probe calls
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
