@@ -14,7 +14,8 @@ import torch
 from .attacks.gifd import choose_candidate
 from .metrics import evaluate
 
-__all__ = ["candidate_table", "rule_outcomes", "plot_stage_losses"]
+__all__ = ["candidate_table", "stage_bests", "stage_title", "rule_outcomes", "rule_rows", "stage_psnrs",
+           "plot_stage_losses"]
 
 
 def candidate_table(reconstructions: list, truth01: torch.Tensor) -> list[dict]:
@@ -30,6 +31,22 @@ def candidate_table(reconstructions: list, truth01: torch.Tensor) -> list[dict]:
     return rows
 
 
+def stage_bests(rows: list[dict], image: int = 0) -> list[dict]:
+    """For one image, per stage (in order): the stage-end candidate with the lowest fitting loss over restarts,
+    i.e. the row the attacker would keep of that stage; its ``fit``, ``held`` and ``psnr`` title notebook 05's
+    stage-by-stage pictures."""
+    mine = [r for r in rows if r["image"] == image and r["by"] == "fit"]
+    stages = list(dict.fromkeys(r["stage"] for r in mine))
+    return [min((r for r in mine if r["stage"] == st), key=lambda r: r["fit"]) for st in stages]
+
+
+def stage_title(row: dict) -> str:
+    """A picture's title for one candidate row: its stage, fitting loss, held-out loss (when there is a split)
+    and PSNR."""
+    held = "" if row["held"] is None else f"\nheld {row['held']:.4f}"
+    return f"{row['stage']}\nfit {row['fit']:.4f}{held}\n{row['psnr']:.1f} dB"
+
+
 def rule_outcomes(rows: list[dict]) -> dict[str, list[float]]:
     """Per rule, the PSNR of the candidate it picks on each image: ``holdout`` (runs with a held-out split only),
     ``loss`` (the lowest fitting loss), ``oracle`` (the best PSNR of any candidate: the ceiling of any rule).
@@ -42,6 +59,23 @@ def rule_outcomes(rows: list[dict]) -> dict[str, list[float]]:
             out[rule].append(mine[choose_candidate(mine, rule)]["psnr"])
         out["oracle"].append(max(r["psnr"] for r in mine))
     return out
+
+
+def rule_rows(cases: dict[str, list[dict]]) -> list[dict]:
+    """Tidy rows of :func:`rule_outcomes` for several cases (e.g. ``{"clean": table, "noise": noisy_table}``):
+    ``case``, ``rule``, ``psnr`` (one value per image) and ``mean``. No rule can beat ``oracle`` on any image."""
+    return [{"case": case, "rule": rule, "psnr": values, "mean": sum(values) / len(values)}
+            for case, rows in cases.items() for rule, values in rule_outcomes(rows).items()]
+
+
+def stage_psnrs(reconstruction, truth01: torch.Tensor) -> list[dict]:
+    """For one GIFD run on a batch (any size): per stage it searched, ``stage``, the best restart's fitting loss
+    ``loss`` and the ``psnr`` of that stage's images against the whole batch (matched by assignment, as every
+    score here); plus ``chosen``, whether GIFD output that stage (before any refit)."""
+    chosen = reconstruction.history.extra["best_layer"]
+    return [{"stage": st["stage"], "loss": st["best_loss"], "chosen": st["stage"] == chosen,
+             "psnr": evaluate(st["images"], truth01, with_lpips=False)["psnr"]}
+            for st in reconstruction.history.extra["stages"] if st["images"] is not None]
 
 
 def plot_stage_losses(rows: list[dict], image: int = 0, ax=None, title: str = ""):
