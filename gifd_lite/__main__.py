@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--select", default="auto", choices=["auto", "holdout", "loss"],
                    help="GIFD's output stage: by a held-out part of the update, by the lowest fitting loss, or "
                         "auto (default): holdout under noise, loss stopped after 16x16 for batches >= 4, else loss")
+    a.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
+                   help="the matching step under torch.compile: auto (default) compiles when the run is long "
+                        "enough to earn the ~1-2 min compile back; off runs the same code eagerly")
     a.add_argument("--device", default="auto")
     a.add_argument("--out", default="runs/attack", help="folder for metrics.json and reconstruction.png")
 
@@ -127,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the FL model attacked (default convnet; resnet18, the paper's, is about ten times slower)")
     r.add_argument("--select", default="auto", choices=["auto", "holdout", "loss"],
                    help="GIFD's stage choice in every GIFD cell (records made before it existed used loss)")
+    r.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
+                   help="the matching step under torch.compile in every run (as attack --compile)")
     r.add_argument("--backend", default="local", choices=["local", "dask"])
     r.add_argument("--scheduler", help="a Dask scheduler address; without it a local cluster is started")
     r.add_argument("--workers", type=int, default=2, help="workers of the local Dask cluster (one thread each)")
@@ -172,7 +177,7 @@ def cmd_attack(args) -> dict:
         preset = preset.override(dlg=replace(preset.dlg, **changes), ig=replace(preset.ig, **changes),
                                  gifd=replace(preset.gifd, **gifd_changes), gias=replace(preset.gias, **gias_changes),
                                  ggl=replace(preset.ggl, **({"evaluations": args.iters} if args.iters else {})))
-    preset = preset.override(gifd=replace(preset.gifd, select=args.select))
+    preset = preset.override(gifd=replace(preset.gifd, select=args.select)).with_compile(args.compile)
 
     seed_everything(args.seed)
     if args.image is not None:
@@ -415,6 +420,7 @@ def cmd_reproduce(args) -> dict:
     from .runtime import set_threads
 
     set_threads()
+    os.environ["GIFD_COMPILE"] = args.compile          # read by every attack's oracle, in Dask workers too
     specs = table_specs(args.table, args.preset, args.images, args.seeds, args.model, select=args.select)
     out = Path(args.out or Path("runs") / "reproduce" / args.preset)
     results = out / f"{args.table}.jsonl"

@@ -9,7 +9,8 @@ A lesson's markdown states a measured number and names where it comes from in an
 and the record disagree, so a refreshed table cannot leave a lesson behind. A tag is
 ``q <file> | <key> | <key> ...`` with the file relative to ``docs/results``:
 
-- a ``.csv`` table: the row whose ``cell`` column is the first key, then the column;
+- a ``.csv`` table: the row whose ``cell`` column is the first key, then the column (the last key; a cell
+  name may itself contain `` | ``);
 - a ``.json`` file: keys into the nested object (integers index lists);
 - a ``.md`` file: the ``key: value`` pairs of its fenced ``quote`` blocks (written by the ``tools/measure_*``
   scripts that also write the page), for summaries such as paired differences.
@@ -88,6 +89,8 @@ def _parse(spec: str) -> tuple[str, list[str], dict]:
             options["sign"] = True
         else:
             keys.append(f)
+    if name.endswith(".csv") and len(keys) > 2:          # cell names such as "gifd | radius=0.3" contain " | "
+        keys = [" | ".join(keys[:-1]), keys[-1]]
     return name, keys, options
 
 

@@ -204,7 +204,7 @@ def snapshot_steps(iterations: int, count: int) -> set[int]:
     return {min(max(0, s), iterations - 1) for s in steps} | {iterations - 1}
 
 
-CHECK_EVERY = 25     # steps between the host reads that look for a diverged (NaN) run
+CHECK_EVERY = 50     # steps between the host reads that look for a diverged (NaN) run
 
 
 class Tracker:

@@ -140,7 +140,7 @@ def optimise_stage(oracle: MatchingOracle, G: Generator, k: int, start: torch.Te
                 better = value < best[by][0]            # False for NaN: a NaN never becomes the best
                 best[by] = (torch.where(better, value, best[by][0]), torch.where(better, h.detach(), best[by][1]),
                             torch.where(better, code_now.detach(), best[by][2]))
-        if (step + 1) % CHECK_EVERY == 0 and not bool(torch.isfinite(match)):     # the one host read
+        if (step + 1) % CHECK_EVERY == 0 and not bool(torch.isfinite(match)):     # a host read every 50 steps
             break
         opt.step()
         with torch.no_grad():
@@ -148,10 +148,10 @@ def optimise_stage(oracle: MatchingOracle, G: Generator, k: int, start: torch.Te
                 h.copy_(sphere(h))
             elif ball is not None:
                 h.copy_(h0 + project_l1_ball(h - h0, ball))
-    curve = torch.stack(curve).tolist() if curve else []
     best_loss, best_h, best_code = best["fit"]
+    *curve, best_loss = torch.stack(curve + [best_loss]).tolist()        # one host read for the whole stage
     # score the kept features once more, exactly as every other stage is scored
-    if not math.isfinite(float(best_loss)):
+    if not math.isfinite(best_loss):
         with torch.no_grad():
             images = render(G, k, best_h, best_code).clamp(0, 1).cpu()
         return StageResult(k, best_h, math.inf, images, curve, best_code)

@@ -132,7 +132,7 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
                     iterations += 1
                     if restart == 0 and offset + step in snap_at and not (learn_code and k == 0):
                         with torch.no_grad():
-                            history.snapshots.append((offset + step + 1, render(G, k, feats, code_r).clamp(0, 1).cpu()))
+                            history.snapshots.append((offset + step + 1, render(G, k, feats, code_r).clamp(0, 1)))
 
                 result = optimise_stage(oracle, G, k, start, code_r, config.iterations[i], config.lr[i],
                                         radius=config.radius[i], warmup=config.warmup,
@@ -156,6 +156,7 @@ def gifd(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
             history.restart_losses.append(min(s["losses"][-1] for s in per_stage))
     except KeyboardInterrupt:
         history.interrupted = True
+    history.snapshots = [(step, images.cpu()) for step, images in history.snapshots]   # kept on the device until now
     if not candidates:
         raise GifdError("GIFD produced no finite result (NaN losses in every stage)")
     best = candidates[choose_candidate(candidates, select)]

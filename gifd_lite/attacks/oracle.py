@@ -12,10 +12,11 @@ gradient ever flows into θ. Pixel attacks (IG) call the oracle on their variabl
 render x = G(·) eagerly and push the oracle's ∂loss/∂x back through the generator
 (``torch.autograd.backward(x, grad_x)``).
 
-Compiled (``compile="on"``, or ``"auto"`` where it pays) the same function runs under ``torch.compile``
-(inductor: fused C++ kernels on CPU, Triton on GPU); the first call of each (model, batch shape, threat model)
-compiles, and inductor's on-disk cache (``TORCHINDUCTOR_CACHE_DIR``, by default under the system's temporary
-directory) lets a later process skip most of that. ``compile="off"`` runs the identical function eagerly.
+Compiled (``compile="on"``, or ``"auto"`` where it pays: :meth:`MatchingOracle.worth_compiling`) the same
+function runs under ``torch.compile`` (inductor: fused C++ kernels on CPU, Triton on GPU); the first call of each
+(model, batch shape, threat model) compiles, and inductor's on-disk cache (``TORCHINDUCTOR_CACHE_DIR``, by default
+``~/.cache/gifd_lite/inductor``) lets a later process skip most of that. ``compile="off"`` runs the identical
+function eagerly; the two agree up to float32 rounding (tests/test_oracle.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -41,6 +43,9 @@ COMPILE_MODES = ("auto", "on", "off")
 # minutes earns it back (docs/results/bench_*.md); the ConvNet's laptop runs (~20 s of oracle calls) never do.
 COMPILE_PAYBACK_SECONDS = 300.0
 AUTO_PROBE_CALLS = 3            # eager calls ``auto`` times (the last two) before it decides
+# where inductor keeps what it compiled, so a later process skips most of the compile (unless
+# TORCHINDUCTOR_CACHE_DIR is set): a user cache directory survives reboots, unlike inductor's /tmp default
+INDUCTOR_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gifd_lite" / "inductor"
 
 
 def compile_available(device: torch.device) -> bool:
@@ -51,7 +56,10 @@ def compile_available(device: torch.device) -> bool:
 
 
 def check_compile_mode(mode: str, device: torch.device) -> str:
-    """``mode`` checked: one of :data:`COMPILE_MODES`, and ``on`` only where inductor can run."""
+    """``mode`` checked: one of :data:`COMPILE_MODES`, and ``on`` only where inductor can run. The environment
+    variable ``GIFD_COMPILE`` (auto / on / off) replaces ``auto`` for a whole process (``reproduce --compile``)."""
+    if mode == "auto":
+        mode = os.environ.get("GIFD_COMPILE", "auto")
     if mode not in COMPILE_MODES:
         raise GifdError(f"unknown compile mode {mode!r}: choose one of {', '.join(COMPILE_MODES)}")
     if mode == "on" and not compile_available(device):
@@ -141,6 +149,7 @@ class MatchingOracle:
             self._compile()
 
     def _compile(self) -> None:
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(INDUCTOR_CACHE))
         self._step = torch.compile(self.eager, dynamic=False)
         self.compiled = True
 

@@ -1,0 +1,105 @@
+"""The matching oracle (attacks/oracle.py): the torch.func step equals the autograd one it replaced, compiled equals
+eager, and it never touches the model."""
+
+import pytest
+import torch
+
+from gifd_lite import fl, models
+from gifd_lite.attacks.core import GradientTarget, model_gradients, total_variation, unrolled_update
+from gifd_lite.attacks.oracle import MatchingOracle, check_compile_mode, compile_available
+from gifd_lite.data import normalize
+from gifd_lite.errors import GifdError
+
+DEFENSES = {   # every defense the adaptive attacker mirrors, and FedAvg's unrolled update
+    "none": fl.ThreatModel("m"),
+    "compression": fl.ThreatModel("m", defense="compression", defense_param=0.1, adaptive=True),
+    "clipping": fl.ThreatModel("m", defense="clipping", defense_param=1.0, adaptive=True),
+    "soteria": fl.ThreatModel("m", defense="soteria", defense_param=0.3, adaptive=True),
+    "fedavg": fl.ThreatModel("m", update="fedavg", fedavg_steps=2, fedavg_lr=0.1, adaptive=True),
+}
+
+
+def _case(name, tm, batch=2, holdout=0.0):
+    torch.manual_seed(0)
+    model = models.build_model(name, seed=0).eval()
+    x = torch.rand(batch, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(batch) + 3
+    tm = fl.ThreatModel(name, **{k: v for k, v in vars(tm).items() if k != "model"})
+    update = fl.client_update(model, normalize(x), y, tm, torch.Generator().manual_seed(2))
+    target = GradientTarget(model, update.tensors, tm, holdout=holdout, split_seed=3)
+    dummy = torch.rand(batch, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    return model, target, y, dummy
+
+
+def _reference(model, target, y, dummy, tv):
+    """The autograd step every attack took before the oracle (create_graph, then grad w.r.t. the image)."""
+    x = dummy.clone().requires_grad_(True)
+    model_x = normalize(x)
+    if target.unroll is None:
+        grads = model_gradients(model, model_x, y, params=target.params)
+    else:
+        grads = unrolled_update(model, model_x, y, *target.unroll)
+    fit, held = target.cosine_split(grads)
+    (gx,) = torch.autograd.grad(fit + tv * total_variation(x), [x])
+    return gx, fit.detach(), held
+
+
+def _rel(a, b):
+    return float((a - b).norm() / b.norm().clamp_min(1e-30))
+
+
+@pytest.mark.parametrize("defense", DEFENSES)
+@pytest.mark.parametrize("name", ["lenet", "convnet", "resnet18"])
+def test_eager_oracle_equals_the_autograd_step(name, defense):
+    if name == "resnet18" and defense not in ("none", "compression"):
+        pytest.skip("ResNet-18 is checked on the plain and one masked update (the rest is the same code)")
+    model, target, y, dummy = _case(name, DEFENSES[defense], holdout=0.2 if defense == "none" else 0.0)
+    gx, fit, held = MatchingOracle(model, target, y, tv_weight=1e-3, compile="off")(dummy)
+    ref_gx, ref_fit, ref_held = _reference(model, target, y, dummy, 1e-3)
+    assert _rel(gx, ref_gx) < 1e-4 and abs(float(fit - ref_fit)) <= 1e-4 * abs(float(ref_fit))
+    assert (held is None) == (ref_held is None)
+    if held is not None:
+        assert abs(float(held - ref_held)) <= 1e-4 * abs(float(ref_held))
+
+
+@pytest.mark.skipif(not compile_available(torch.device("cpu")), reason="torch.compile needs a C++ compiler")
+@pytest.mark.parametrize("defense", ["none", "compression", "fedavg"])
+def test_compiled_oracle_equals_eager(defense):
+    """LeNet (compiles in seconds) under a plain, a masked and an unrolled update; the ConvNet and ResNet-18 are
+    compared by ``python -m gifd_lite bench`` (each compile takes 1-2 minutes here)."""
+    model, target, y, dummy = _case("lenet", DEFENSES[defense], holdout=0.2 if defense == "none" else 0.0)
+    eager = MatchingOracle(model, target, y, tv_weight=1e-3, compile="off")(dummy)
+    compiled_oracle = MatchingOracle(model, target, y, tv_weight=1e-3, compile="on")
+    compiled = compiled_oracle(dummy)
+    assert compiled_oracle.compiled
+    assert _rel(compiled[0], eager[0]) < 1e-4
+    assert abs(float(compiled[1] - eager[1])) <= 1e-4 * abs(float(eager[1]))
+
+
+def test_the_oracle_leaves_the_model_alone_in_both_batch_norm_modes():
+    for train in (False, True):
+        model, target, y, dummy = _case("convnet", DEFENSES["none"])
+        model.train(train)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        MatchingOracle(model, target, y, compile="off")(dummy)
+        assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+        assert model.training == train and all(p.grad is None for p in model.parameters())
+
+
+def test_batched_values_equal_one_by_one():
+    """GGL's population: one vmap pass gives each candidate's own distance."""
+    model, target, y, _ = _case("convnet", DEFENSES["none"])
+    oracle = MatchingOracle(model, target, y, distance="l2", compile="off")
+    xs = torch.rand(4, 2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    one_by_one = torch.stack([oracle(x)[1] for x in xs])
+    assert torch.allclose(oracle.values(xs), one_by_one, rtol=1e-4)
+
+
+def test_auto_compiles_only_long_runs():
+    model, target, y, dummy = _case("lenet", DEFENSES["none"])
+    short = MatchingOracle(model, target, y, compile="auto", calls=10)
+    for _ in range(4):
+        short(dummy)
+    assert not short.compiled                    # 10 LeNet calls take far less than the payback time
+    with pytest.raises(GifdError, match="compile mode"):
+        check_compile_mode("sometimes", torch.device("cpu"))
