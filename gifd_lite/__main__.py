@@ -117,7 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--iterations", type=int, default=40)
     b.add_argument("--batch-size", type=int, default=1)
     b.add_argument("--methods", nargs="*", default=["ig", "gifd", "gias", "ggl"], choices=list(METHODS))
-    b.add_argument("--restarts", type=int, default=4, help="R for the batched-restarts measurement (1: skip it)")
+    b.add_argument("--compile", default="on", choices=["on", "off"], help="also time the compiled oracle and "
+                   "compile every attack's oracle (default on where a C++ compiler is found)")
+    b.add_argument("--markdown", help="also write the report (docs/results/bench_<model>.md) to this file")
+    b.add_argument("--compile-probe", action="store_true",
+                   help="also measure compile seconds cold and warm in two fresh processes (a few minutes)")
     b.add_argument("--device", default="auto")
 
     r = sub.add_parser("reproduce", help="a resumable sweep that writes one of the paper-style tables")
@@ -403,10 +407,14 @@ def cmd_bench(args) -> dict:
     set_threads()
     if args.iterations < 4 or not 1 <= args.batch_size <= 10:
         raise UsageError("--iterations must be at least 4 and --batch-size between 1 and 10")
-    if args.restarts < 1:
-        raise UsageError("--restarts must be at least 1")
-    return bench(args.model, args.iterations, args.batch_size, device=resolve_device(args.device), methods=args.methods,
-                 restarts=args.restarts)
+    rows = bench(args.model, args.iterations, args.batch_size, device=resolve_device(args.device), methods=args.methods,
+                 compile=args.compile == "on", probe=args.compile_probe)
+    if args.markdown:
+        from .bench import report
+
+        command = "python -m gifd_lite " + " ".join(sys.argv[1:])
+        Path(args.markdown).write_text(report(rows, command))
+    return rows
 
 
 def cmd_reproduce(args) -> dict:

@@ -1,18 +1,24 @@
-"""Seconds per iteration of each attack next to a plain gradient-matching loop, measured in one run.
+"""How fast one gradient-matching step is, and what every attack costs per iteration, measured in one run.
 
-The plain loop is the smallest thing every attack here has to do per step: render nothing, take the model's
-gradient of a dummy image with ``create_graph=True``, the cosine distance to the observed update, its gradient
-with respect to the image, one Adam step. An attack's overhead is its seconds per iteration divided by this.
+The reference is the **eager plain loop**: a dummy image, the FL model's gradient with ``create_graph=True``, the
+cosine distance to the observed update and ``loss.backward()`` (which also fills gradients into θ nobody needs),
+then one Adam step. Beside it: the same with ``torch.autograd.grad`` on the image only, the matching oracle
+(:mod:`gifd_lite.attacks.oracle`) eager and compiled, and every attack's **marginal** seconds per iteration
+(two runs of different length, the difference divided by the extra iterations, so set-up and the compile
+cancel). FLOPs per step come from ``torch.utils.flop_counter`` and are set against a same-run SGEMM. Compile
+seconds, cold (an empty inductor cache) and warm (the cache a first process left), are measured in fresh
+processes (``compile_probe``).
 
-Batched restarts: R restarts of the plain loop as one step, each restart's own model gradient taken per sample
-with ``torch.func`` (``vmap`` over ``grad``), so the R restarts share one forward/backward pass. Reported as the
-cost of one batched step of R restarts divided by one step of a single restart (R× would mean no gain).
-
-    python -m gifd_lite bench [--model resnet18] [--iterations 30] [--restarts 4]
+    python -m gifd_lite bench [--model resnet18] [--iterations 40] [--compile-probe]
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import replace
 
@@ -23,29 +29,117 @@ from .data import normalize
 from .fl import ThreatModel, fedsgd_gradients
 from .models import build_model
 
-__all__ = ["plain_matching_seconds", "batched_restart_gradients", "batched_restarts_seconds", "bench"]
+__all__ = ["plain_matching_seconds", "oracle_seconds", "sgemm_gflops", "step_flops", "attack_marginal_seconds",
+           "batched_restart_gradients", "compile_probe", "compile_seconds", "bench", "report"]
 
 
-def plain_matching_seconds(model, target, labels, shape, iterations: int, seed: int = 0) -> float:
-    """Seconds per step of the bare cosine gradient-matching loop on pixels (the reference)."""
+def _timed_loop(step, x: torch.Tensor, iterations: int, warmup: int = 2) -> float:
+    """Seconds per call of ``step(x)`` (which sets ``x.grad``) followed by an Adam step, after ``warmup`` calls."""
+    opt = torch.optim.Adam([x], lr=0.01)
+    for i in range(iterations + warmup):
+        if i == warmup:
+            _sync(x.device)
+            t0 = time.perf_counter()
+        step(x)
+        opt.step()
+    _sync(x.device)
+    return (time.perf_counter() - t0) / iterations
+
+
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plain_matching_seconds(model, target, labels, shape, iterations: int, seed: int = 0,
+                           into_weights: bool = True) -> float:
+    """Seconds per step of the bare cosine gradient-matching loop on pixels, eager. ``into_weights``:
+    ``loss.backward()`` (gradients into θ too: the reference); else ``torch.autograd.grad`` on the image only."""
     from .attacks.core import model_gradients
 
     x = torch.rand(shape, generator=torch.Generator().manual_seed(seed)).to(labels.device).requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=0.1)
-    for step in range(iterations + 2):          # two warm-up steps are not timed
-        if step == 2:
-            t0 = time.perf_counter()
+
+    def step(x):
         loss = target.cosine(model_gradients(model, normalize(x), labels, create_graph=True, params=target.params))
-        (x.grad,) = torch.autograd.grad(loss, [x])
-        opt.step()
-    return (time.perf_counter() - t0) / iterations
+        if into_weights:
+            x.grad = None
+            loss.backward()
+        else:
+            (x.grad,) = torch.autograd.grad(loss, [x])
+
+    seconds = _timed_loop(step, x, iterations)
+    model.zero_grad(set_to_none=True)
+    return seconds
+
+
+def oracle_seconds(oracle, shape, iterations: int, device, seed: int = 0) -> tuple[float, float]:
+    """(seconds of the first call, seconds per later call) of a matching oracle in the plain loop."""
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(seed)).to(device).requires_grad_(True)
+    t0 = time.perf_counter()
+    x.grad = oracle(x)[0]
+    _sync(device)
+    first = time.perf_counter() - t0
+
+    def step(x):
+        x.grad = oracle(x)[0]
+
+    return first, _timed_loop(step, x, iterations, warmup=1)
+
+
+def sgemm_gflops(n: int = 1024, repeats: int = 10, device="cpu") -> float:
+    """GFLOPS of an n×n float32 matrix product on this machine, now (the achievable ceiling for dense work)."""
+    a, b = torch.rand(n, n, device=device), torch.rand(n, n, device=device)
+    a @ b
+    _sync(torch.device(device))
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    _sync(torch.device(device))
+    return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
+
+
+def step_flops(oracle, shape, device) -> int:
+    """FLOPs of one oracle call (forward, the model's gradient, the double backward), by ``FlopCounterMode``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.rand(shape, device=device)
+    with FlopCounterMode(display=False) as counter:
+        oracle(x)
+    return counter.get_total_flops()
+
+
+def attack_marginal_seconds(method: str, model, update, labels, preset, generator, short: int, long: int,
+                            seed: int = 0) -> float:
+    """Seconds per extra iteration between a run of ``short`` and one of ``long`` iterations, after a warm-up run
+    (same process: the oracle compiled once is reused by the later runs)."""
+    from .fl import ClientUpdate
+    from .pipeline import run_attack
+
+    def sized(n: int):
+        stages = len(preset.gifd.stages)
+        return preset.override(
+            ig=replace(preset.ig, iterations=n, restarts=1, snapshots=0),
+            gifd=replace(preset.gifd, iterations=(max(1, n // stages),) * stages, restarts=1, select="loss",
+                         snapshots=0),
+            ggl=replace(preset.ggl, evaluations=50 * max(1, n // 10)),     # whole generations of 50
+            gias=replace(preset.gias, latent_iterations=n // 2, generator_iterations=n // 2, restarts=1))
+
+    runs = []
+    for n in (short, short, long):        # the first run only warms up (compiles the oracle, fills caches)
+        tm = ThreatModel(model="bench", batch_size=len(labels))
+        rec = run_attack(method, model, ClientUpdate([g.clone() for g in update], tm), sized(n), len(labels),
+                         seed=seed, labels=labels, generator=generator)
+        runs.append((rec.iterations, rec.seconds))
+    _, (n1, t1), (n2, t2) = runs
+    return (t2 - t1) / max(1, n2 - n1)
 
 
 def batched_restart_gradients(model, target, labels):
     """x (R, B, C, H, W) ↦ ∂/∂x_r [1 - cos(∇_θ CE(f_θ(x_r), y), g)] for every restart r in one batched pass.
 
     ``torch.func``: ``grad`` gives restart r's model gradient, ``vmap`` maps that over r, and the outer ``grad``
-    differentiates the cosine distance back to x_r. Equal to R separate plain steps (tested).
+    differentiates the cosine distance back to x_r. Equal to R separate plain steps (tested); on a CPU it does
+    not pay (docs/results/bench_resnet18.md), so attacks run restarts in sequence.
     """
     import torch.nn.functional as F
     from torch.func import functional_call, grad, vmap
@@ -64,57 +158,114 @@ def batched_restart_gradients(model, target, labels):
     return vmap(grad(restart_loss))
 
 
-def batched_restarts_seconds(model, target, labels, shape, restarts: int, iterations: int, seed: int = 0) -> float:
-    """Seconds per step of the plain loop run for ``restarts`` restarts at once (``batched_restart_gradients``)."""
-    step_gradients = batched_restart_gradients(model, target, labels)
-    x = torch.rand((restarts, *shape), generator=torch.Generator().manual_seed(seed)).to(labels.device)
-    x.requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=0.1)
-    for step in range(iterations + 2):          # two warm-up steps are not timed
-        if step == 2:
-            t0 = time.perf_counter()
-        x.grad = step_gradients(x.detach())
-        opt.step()
-    return (time.perf_counter() - t0) / iterations
-
-
-def bench(model_name: str = "resnet18", iterations: int = 30, batch_size: int = 1, prior: str = "cifar10",
-          device: torch.device | str = "cpu", methods=("ig", "gifd"), seed: int = 0, restarts: int = 4) -> dict:
-    """Seconds per iteration for the plain loop and each attack (same model, same update, one process)."""
+def _bench_case(model_name: str, batch_size: int, device, seed: int = 0):
     from .attacks.core import GradientTarget
-    from .pipeline import GENERATIVE_METHODS, run_attack
-    from .fl import ClientUpdate
 
     torch.manual_seed(seed)
     model = build_model(model_name, seed=seed).to(device).eval()
     x = torch.rand(batch_size, 3, 32, 32, generator=torch.Generator().manual_seed(seed + 1)).to(device)
     y = torch.arange(batch_size, device=device) % 10
     grads = fedsgd_gradients(model, normalize(x), y)
+    return model, grads, y, GradientTarget(model, grads), tuple(x.shape)
+
+
+def compile_seconds(model_name: str = "resnet18", batch_size: int = 1, device="cpu") -> dict:
+    """In this process: seconds of the compiled oracle's first call, and of one eager call for comparison."""
+    from .attacks.oracle import MatchingOracle
+
+    model, _, y, target, shape = _bench_case(model_name, batch_size, torch.device(device))
+    eager_first, eager = oracle_seconds(MatchingOracle(model, target, y, compile="off"), shape, 3, device)
+    first, compiled = oracle_seconds(MatchingOracle(model, target, y, compile="on"), shape, 3, device)
+    return {"first_call": first, "compile": first - eager, "eager": eager, "compiled": compiled}
+
+
+def compile_probe(model_name: str = "resnet18", batch_size: int = 1, device="cpu") -> dict:
+    """Compile seconds in fresh processes: cold (an empty inductor cache), then warm (the same cache again)."""
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="gifd_inductor_") as cache:
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+        code = ("import json, torch; from gifd_lite.bench import compile_seconds; from gifd_lite.runtime import "
+                f"set_threads; set_threads(); print(json.dumps(compile_seconds({model_name!r}, {batch_size}, {str(device)!r})))")
+        for name in ("cold", "warm"):
+            t0 = time.perf_counter()
+            done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+            if done.returncode:
+                raise RuntimeError(f"compile probe failed: {done.stderr.strip().splitlines()[-1]}")
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            out[name] = {**result, "process_seconds": time.perf_counter() - t0}
+    return out
+
+
+def bench(model_name: str = "resnet18", iterations: int = 30, batch_size: int = 1, prior: str = "cifar10",
+          device: torch.device | str = "cpu", methods=("ig", "gifd", "gias", "ggl"), seed: int = 0,
+          compile: bool = True, probe: bool = False) -> dict:
+    """Seconds per iteration of the plain loops, the oracle and each attack, FLOPs and GFLOPS (one process)."""
+    from .attacks.oracle import MatchingOracle, compile_available
+
+    device = torch.device(device)
+    model, grads, y, target, shape = _bench_case(model_name, batch_size, device, seed)
     rows = {"model": model_name, "batch_size": batch_size, "iterations": iterations,
             "threads": torch.get_num_threads(), "device": str(device)}
-    target = GradientTarget(model, grads)
-    plain = plain_matching_seconds(model, target, y, tuple(x.shape), iterations, seed)
-    rows["plain"] = plain
-    if restarts > 1:
-        one = batched_restarts_seconds(model, target, y, tuple(x.shape), 1, iterations, seed)
-        many = batched_restarts_seconds(model, target, y, tuple(x.shape), restarts, iterations, seed)
-        rows.update({"restarts": restarts, "batched_1": one, f"batched_{restarts}": many,
-                     "batched_cost_vs_one_restart": many / plain, "batched_speedup_vs_sequential": restarts * plain / many})
-    preset = get_preset("laptop")
-    per_stage = max(2, iterations // len(preset.gifd.stages))
-    preset = preset.override(ig=replace(preset.ig, iterations=iterations, restarts=1),
-                             gifd=replace(preset.gifd, iterations=(per_stage,) * len(preset.gifd.stages), restarts=1),
-                             ggl=replace(preset.ggl, evaluations=iterations),
-                             gias=replace(preset.gias, latent_iterations=iterations // 2,
-                                          generator_iterations=iterations // 2, restarts=1))
+    rows["sgemm_gflops"] = sgemm_gflops(device=device)
+    plain = plain_matching_seconds(model, target, y, shape, iterations, seed)
+    rows["plain"] = plain                                   # the reference: eager, loss.backward()
+    rows["plain_grad_input_only"] = plain_matching_seconds(model, target, y, shape, iterations, seed, into_weights=False)
+    eager_oracle = MatchingOracle(model, target, y, compile="off")
+    rows["flops_per_step"] = step_flops(eager_oracle, shape, device)
+    rows["oracle_eager"] = oracle_seconds(eager_oracle, shape, iterations, device, seed)[1]
+    compile = compile and compile_available(device)
+    if compile:
+        first, rows["oracle_compiled"] = oracle_seconds(MatchingOracle(model, target, y, compile="on"), shape,
+                                                        iterations, device, seed)
+        rows["oracle_compiled_first_call"] = first
+    for key in ("plain", "plain_grad_input_only", "oracle_eager", "oracle_compiled"):
+        if key in rows:
+            rows[f"{key}_ratio"] = rows[key] / plain
+            rows[f"{key}_gflops"] = rows["flops_per_step"] / rows[key] / 1e9
+    preset = get_preset("laptop").with_compile("on" if compile else "off")
     G = None
     for method in methods:
-        if method in GENERATIVE_METHODS and G is None:
+        if method in ("ggl", "gias", "gifd") and G is None:
             from .gan import load_generator
 
             G = load_generator(prior, device=device)
-        update = ClientUpdate([g.clone() for g in grads], ThreatModel(model=model_name, batch_size=batch_size))
-        rec = run_attack(method, model, update, preset, batch_size, seed=seed, labels=y, generator=G)
-        rows[method] = rec.seconds_per_iteration
-        rows[f"{method}_ratio"] = rec.seconds_per_iteration / plain
+        per_it = attack_marginal_seconds(method, model, grads, y, preset, G, iterations, 3 * iterations, seed)
+        rows[method] = per_it
+        rows[f"{method}_ratio"] = per_it / plain
+    if probe:
+        print(json.dumps(rows), file=sys.stderr, flush=True)     # the rows so far, should the probe fail
+        rows["compile_probe"] = compile_probe(model_name, batch_size, device)
     return rows
+
+
+def report(rows: dict, command: str) -> str:
+    """``docs/results/bench_<model>.md`` from one :func:`bench` run."""
+    plain = rows["plain"]
+    lines = [f"# Seconds per iteration, {rows['model']}, batch {rows['batch_size']}, {rows['threads']} threads, "
+             f"{rows['device']}", "", f"Command: `{command}` (run alone on the machine).", "",
+             "| loop | s / iteration | × eager plain loop | GFLOPS |", "|---|---|---|---|"]
+    names = {"plain": "eager plain loop: model gradient, cosine, `loss.backward()` (gradients into θ too): the reference",
+             "plain_grad_input_only": "eager, `torch.autograd.grad` on the image only",
+             "oracle_eager": "matching oracle (`torch.func`), eager",
+             "oracle_compiled": "matching oracle, compiled (`torch.compile`, inductor)"}
+    for key, name in names.items():
+        if key in rows:
+            lines.append(f"| {name} | {rows[key]:.4f} | {rows[key] / plain:.2f} | {rows[f'{key}_gflops']:.1f} |")
+    attack_names = {"ig": "IG", "gifd": "GIFD (generator forward + backward included)",
+                    "gias": "GIAS (latent, then generator fine-tuning)", "ggl": "GGL (CMA-ES, population in one vmap pass)"}
+    for key, name in attack_names.items():
+        if key in rows:
+            lines.append(f"| {name}, marginal | {rows[key]:.4f} | {rows[key] / plain:.2f} | |")
+    lines += ["", f"One matching step is {rows['flops_per_step'] / 1e9:.2f} GFLOP (`torch.utils.flop_counter`); a "
+              f"1024² SGEMM ran at {rows['sgemm_gflops']:.1f} GFLOPS in the same run. Attacks are timed by their "
+              "marginal cost: two runs of different length, the difference over the extra iterations, so set-up "
+              "and compile cancel; they use the compiled oracle when the oracle row above is compiled."]
+    probe = rows.get("compile_probe")
+    if probe:
+        lines += ["", "| compile (fresh process) | first compiled call, s | of which compile, s | process, s |",
+                  "|---|---|---|---|"]
+        for name in ("cold", "warm"):
+            p = probe[name]
+            lines.append(f"| {name} inductor cache | {p['first_call']:.1f} | {p['compile']:.1f} | {p['process_seconds']:.1f} |")
+    lines += ["", "Raw output:", "", "```", json.dumps(rows), "```", ""]
+    return "\n".join(lines)

@@ -3,8 +3,11 @@
 Images live in ``$GIFD_DATA`` (default: the checkout's ``data/``) as torchvision's ``cifar-10-batches-py`` or as an
 image-folder tree ``cifar10/{train,test}/<class>/*.{png,jpg}``. Decoded arrays of an image-folder tree are
 cached under ``$GIFD_CACHE`` (default ``~/.cache/gifd_lite``) so the 60k images load in about a second after
-the first time. ``--index N`` follows the source's own order: torchvision's original order, or sorted
-``(class, file name)`` for an image-folder tree.
+the first time. ``--index N`` names the same image from either source: images sorted by class, and within a class
+in CIFAR-10's own order (torchvision's batches are stably sorted by label; an image-folder tree is read as sorted
+``(class, file name)``, and a mirror that numbers each class's files in the dataset's order, like
+``cifar10/test/cat/0000.jpg``, gives the same sequence). In the test split, index 1000·c + n is the n-th image
+of class c: 3000 is the first cat.
 """
 
 from __future__ import annotations
@@ -93,8 +96,10 @@ def _load_torchvision(root: Path, split: str, download: bool) -> ImageSet:
     from torchvision.datasets import CIFAR10
 
     ds = CIFAR10(str(root), train=(split == "train"), download=download)
-    return ImageSet(np.asarray(ds.data), np.asarray(ds.targets, dtype=np.int64), CIFAR10_CLASSES,
-                    f"torchvision batches at {root / 'cifar-10-batches-py'} ({split})")
+    labels = np.asarray(ds.targets, dtype=np.int64)
+    order = np.argsort(labels, kind="stable")       # by class, the dataset's own order within each class
+    return ImageSet(np.asarray(ds.data)[order], labels[order], CIFAR10_CLASSES,
+                    f"torchvision batches at {root / 'cifar-10-batches-py'} ({split}, sorted by class)")
 
 
 def _load_image_folder(folder: Path) -> ImageSet:

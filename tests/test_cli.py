@@ -127,7 +127,6 @@ def test_soteria_and_adaptive_flags_reach_the_threat_model(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["bench", "--restarts", "0"], "--restarts"),
     (["bench", "--iterations", "2"], "--iterations"),
 ])
 def test_bench_rejects_bad_numbers_in_one_line(args, message):

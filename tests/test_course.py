@@ -88,3 +88,38 @@ def test_every_lesson_with_exercises_has_a_solutions_notebook():
 def test_solutions_run_in_smoke_preset(path, tmp_path):
     metrics = run_notebook(path, tmp_path, preset="smoke", device="cpu")
     assert metrics["preset"] == "smoke" and len(metrics) > 3, f"{path.stem} wrote no results"
+
+
+@pytest.mark.notebook
+def test_a_newcomer_runs_the_first_notebooks_from_notebooks_without_setting_anything(tmp_path, monkeypatch):
+    """``jupyter lab notebooks/`` with the data at the documented default place (the checkout's ``data/``): the
+    kernel's working directory is ``notebooks/`` and GIFD_DATA is not set."""
+    import os
+
+    import papermill
+
+    from gifd_lite.course import NOTEBOOK_DIR
+    from gifd_lite.data import data_root
+
+    default = NOTEBOOK_DIR.parent / "data" / "cifar10"
+    made_link = False
+    if not default.exists():           # CI keeps CIFAR-10 elsewhere: put it where a newcomer would, for this test
+        source = data_root() / "cifar10"
+        if not source.is_dir():
+            pytest.skip("no CIFAR-10 image folder to place at the default location")
+        default.symlink_to(source.resolve(), target_is_directory=True)
+        made_link = True
+    monkeypatch.delenv("GIFD_DATA", raising=False)
+    monkeypatch.setenv("GIFD_PRESET", "smoke")
+    try:
+        for stem in ("00_setup_and_tour", "01_gradient_leakage"):
+            out = tmp_path / stem
+            out.mkdir()
+            papermill.execute_notebook(str(NOTEBOOK_DIR / f"{stem}.ipynb"), str(out / f"{stem}.ipynb"),
+                                       parameters={"OUTPUT_DIR": str(out)}, cwd=str(NOTEBOOK_DIR),
+                                       kernel_name="python3", progress_bar=False)
+            assert (out / "metrics.json").exists()
+            assert "GIFD_DATA" not in os.environ
+    finally:
+        if made_link:
+            default.unlink()

@@ -1,3 +1,4 @@
+import collections
 import numpy as np
 import pytest
 import torch
@@ -69,3 +70,34 @@ def test_data_root_is_the_checkout_s_data_folder_from_any_working_directory(monk
     assert root == Path(data.__file__).resolve().parent.parent / "data"
     monkeypatch.setenv("GIFD_DATA", str(tmp_path))
     assert data.data_root() == tmp_path
+
+
+def test_an_index_names_the_same_image_in_torchvision_batches_and_an_image_folder(tmp_path, monkeypatch):
+    """torchvision keeps CIFAR-10's interleaved order; loaded, it is sorted by class like an image folder whose
+    files number each class in the dataset's order, so ``--index`` means one image for both sources."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    labels = rng.permutation(np.repeat(np.arange(10), 3))           # interleaved, as in the real batches
+    images = rng.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8)
+
+    class FakeCIFAR10:                                               # torchvision's class without its md5 checks
+        def __init__(self, root, train, download):
+            self.data, self.targets = images, labels.tolist()
+
+    import torchvision.datasets
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
+    (tmp_path / "tv" / "cifar-10-batches-py").mkdir(parents=True)
+    from_batches = data.load_cifar10("test", root=tmp_path / "tv")
+    counters = collections.Counter()
+    for image, label in zip(images, labels):                         # the mirror: cifar10/test/<class>/NNNN.png
+        folder = tmp_path / "folder" / "cifar10" / "test" / data.CIFAR10_CLASSES[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{counters[label]:04d}.png")
+        counters[label] += 1
+    monkeypatch.setenv("GIFD_CACHE", str(tmp_path / "cache"))
+    from_folder = data.load_cifar10("test", root=tmp_path / "folder")
+    assert np.array_equal(from_batches.labels, from_folder.labels)
+    assert np.array_equal(from_batches.images, from_folder.images)
+    assert list(from_batches.labels[:3]) == [0, 0, 0] and list(from_batches.labels[3:6]) == [1, 1, 1]

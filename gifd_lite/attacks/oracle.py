@@ -115,7 +115,7 @@ class MatchingOracle:
 
         model_grad = grad(ce)
 
-        def dummy_update(x, y) -> list[torch.Tensor]:
+        def dummy_update(x, y, params) -> list[torch.Tensor]:
             if target.unroll is None:
                 g = model_grad(params, x, y)
                 return [g[n] for n in names]
@@ -126,31 +126,40 @@ class MatchingOracle:
                 current = {n: current[n] - lr * g[n] for n in names}
             return [params[n] - current[n] for n in names]
 
-        def objective(x, y):
-            model_x = normalize(x) if inputs == "unit" else x
-            grads = dummy_update(model_x, y)
-            if distance == "l2":
-                fit, held = target.l2(grads), None
-            else:
-                fit, held = target.cosine_split(grads)
-            total = fit + tv_weight * total_variation(x) if tv_weight else fit
-            return total, (fit.detach(), fit.detach() if held is None else held)   # aux holds tensors only
+        def step_for(memory_format):
+            """The oracle's step with images and 4-D weights in ``memory_format`` (channels_last is ~13% faster
+            compiled on ResNet-18 here and no faster eager: docs/results/bench_resnet18.md)."""
+            weights = {n: p.contiguous(memory_format=memory_format) if p.dim() == 4 else p for n, p in params.items()}
+
+            def objective(x, y):
+                model_x = (normalize(x) if inputs == "unit" else x).contiguous(memory_format=memory_format)
+                grads = dummy_update(model_x, y, weights)
+                if distance == "l2":
+                    fit, held = target.l2(grads), None
+                else:
+                    fit, held = target.cosine_split(grads)
+                total = fit + tv_weight * total_variation(x) if tv_weight else fit
+                return total, (fit.detach(), fit.detach() if held is None else held)   # aux holds tensors only
+
+            return grad_and_value(objective, argnums=(0, 1) if soft_labels else 0, has_aux=True)
 
         def distance_only(x):
             model_x = normalize(x) if inputs == "unit" else x
-            grads = dummy_update(model_x, self.labels)
+            grads = dummy_update(model_x, self.labels, params)
             return target.l2(grads) if distance == "l2" else target.cosine_split(grads)[0]
 
         self._values = torch.func.vmap(distance_only)      # many candidates at once (GGL's population)
-        self.eager: Callable = grad_and_value(objective, argnums=(0, 1) if soft_labels else 0, has_aux=True)
+        self._step_for = step_for
+        self.eager: Callable = step_for(torch.contiguous_format)
         self._step = self.eager
         self.probe_seconds: list[float] = []
+        self.batched: bool | None = None        # values(): vmap or a loop, decided by the first population
         if self.mode == "on":
             self._compile()
 
     def _compile(self) -> None:
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(INDUCTOR_CACHE))
-        self._step = torch.compile(self.eager, dynamic=False)
+        self._step = torch.compile(self._step_for(torch.channels_last), dynamic=False)
         self.compiled = True
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None):
@@ -169,10 +178,29 @@ class MatchingOracle:
         return grads, fit, held if self.has_held else None
 
     def values(self, xs: torch.Tensor) -> torch.Tensor:
-        """The matching distance (no TV, no derivative) of each candidate ``xs[i]`` (shape (P, *x.shape)), in one
-        batched pass: GGL's CMA-ES population."""
+        """The matching distance (no TV, no derivative) of each candidate ``xs[i]`` (shape (P, *x.shape)): GGL's
+        CMA-ES population, with one host read per population at most (by the caller).
+
+        One batched ``vmap`` pass or a loop over candidates, whichever the first call measured faster here: the
+        batch pays where one candidate leaves the device idle (ConvNet on a 2-core CPU: 1.7× faster) and not
+        where per-candidate weight gradients dominate (ResNet-18 on that CPU: 14% slower); see bench_*.md."""
+        xs = xs.detach()
         with torch.no_grad():
-            return self._values(xs.detach())
+            if self.batched is None and len(xs) >= 4:          # the first population: time both on parts of it
+                k = max(2, len(xs) // 5)
+                self._sync()
+                t0 = time.perf_counter()
+                looped = torch.stack([self._values(x[None])[0] for x in xs[:k]])
+                self._sync()
+                t1 = time.perf_counter()
+                batched = self._values(xs[k:])
+                self._sync()
+                t2 = time.perf_counter()
+                self.batched = (t2 - t1) / (len(xs) - k) < (t1 - t0) / k
+                return torch.cat([looped, batched])
+            if self.batched is False:
+                return torch.stack([self._values(x[None])[0] for x in xs])
+            return self._values(xs)
 
     def worth_compiling(self) -> bool:
         """``auto``'s rule: the calls still to come, at the measured eager speed, take at least
