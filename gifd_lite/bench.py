@@ -242,7 +242,7 @@ def report(rows: dict, command: str) -> str:
     """``docs/results/bench_<model>.md`` from one :func:`bench` run."""
     plain = rows["plain"]
     lines = [f"# Seconds per iteration, {rows['model']}, batch {rows['batch_size']}, {rows['threads']} threads, "
-             f"{rows['device']}", "", f"Command: `{command}` (run alone on the machine).", "",
+             f"{rows['device']}", "", f"Command: `{command}`.", "",
              "| loop | s / iteration | × eager plain loop | GFLOPS |", "|---|---|---|---|"]
     names = {"plain": "eager plain loop: model gradient, cosine, `loss.backward()` (gradients into θ too): the reference",
              "plain_grad_input_only": "eager, `torch.autograd.grad` on the image only",

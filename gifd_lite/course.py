@@ -46,10 +46,26 @@ def run_notebook(path: Path, out_root: Path, preset: str = "laptop", seed: int =
     params.update(parameters)
     start = time.perf_counter()
     papermill.execute_notebook(str(path), str(out_dir / path.name), parameters=params, kernel_name="python3",
-                               cwd=str(path.parent), progress_bar=False)
+                               cwd=str(path.parent), progress_bar=False, kernel_manager_class=_ipc_kernel_manager())
     metrics = json.loads((out_dir / "metrics.json").read_text())
     metrics["_wall_seconds"] = round(time.perf_counter() - start, 1)
     return metrics
+
+
+def _ipc_kernel_manager():
+    """A kernel manager that talks to the kernel over local IPC sockets (in a temporary folder) instead of TCP on
+    localhost: nothing listens on a port, and the kernel has no reason to warn about unencrypted TCP."""
+    import tempfile
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+            self.ip = str(Path(tempfile.mkdtemp(prefix="gifd-kernel-")) / "kernel")
+
+    return IPCKernelManager
 
 
 def run_course(preset: str = "laptop", out_root: str | Path | None = None, only: list[str] | None = None,
