@@ -44,6 +44,8 @@ def run_notebook(path: Path, out_root: Path, preset: str = "laptop", seed: int =
     out_dir.mkdir(parents=True, exist_ok=True)
     params = dict(PRESET=preset, SEED=seed, DEVICE=device, OUTPUT_DIR=str(out_dir.resolve()), INTERACTIVE=False)
     params.update(parameters)
+    known = papermill.inspect_notebook(str(path))          # the notebook's own parameters cell
+    params = {k: v for k, v in params.items() if k in known or k in parameters}   # INTERACTIVE only where it exists
     start = time.perf_counter()
     papermill.execute_notebook(str(path), str(out_dir / path.name), parameters=params, kernel_name="python3",
                                cwd=str(path.parent), progress_bar=False, kernel_manager_class=_ipc_kernel_manager())
