@@ -1,4 +1,4 @@
-"""Attack test images one client at a time and collect tidy rows (notebooks 01 and 02 and their solutions).
+"""Attack test images one client at a time and collect tidy rows (notebooks 01, 02, 04, 05 and their solutions).
 
 Each image i is its own client: it sends u_i = update(f_θ; x_i, y_i) (batch 1, FedSGD, no defense unless a
 threat model says otherwise), the attacker reconstructs x̂_i from u_i alone, and x̂_i is scored against x_i only.
@@ -6,12 +6,16 @@ A set of images is summarised by the mean over images of the per-image scores,
 
     PSNR̄ = (1/n) Σ_i PSNR(x̂_i, x_i),   PSNR(x̂, x) = 10 log10(1 / MSE(x̂, x))   (pixels in [0, 1]),
 
-never by matching reconstructions of different clients to each other. The rows are plain dicts, so a
-notebook can print them (:func:`format_rows`) or hand them to the ``results`` dict it writes to metrics.json.
+never by matching reconstructions of different clients to each other: :func:`gifd_lite.metrics.evaluate`'s
+Hungarian matching pairs the images of *one* client's batch, whose order the update does not reveal; between
+separate clients the pairing is known, and matching across them would let client j's reconstruction be scored
+against client i's image. The rows are plain dicts, so a notebook can print them (:func:`format_rows`) or hand
+them to the ``results`` dict it writes to metrics.json.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import torch
@@ -19,42 +23,83 @@ import torch
 from . import data, fl, metrics, pipeline
 from .runtime import progress
 
-__all__ = ["attack_images", "compare", "ablation_rows", "short_budget", "equal_budget_runs", "restart_runs", "format_rows"]
+__all__ = ["observe_image", "attack_images", "client_scores", "score_clients", "compare", "ablation_rows",
+           "short_budget", "equal_budget_runs", "restart_runs", "format_rows"]
 
 
 def _model_name(model, name):
     return name or getattr(model, "name", None) or type(model).__name__.lower()
 
 
-def attack_images(method: str, model, test_set, indices, preset, model_name: str | None = None, seed: int = 0,
-                  with_lpips: bool = False, threat: dict | None = None) -> dict:
-    """One attack on each test image ``indices[i]`` as a separate batch-1 client (notebooks 01, 02).
+def observe_image(model, test_set, index: int, model_name: str | None = None, seed: int = 0,
+                  threat: dict | None = None) -> tuple:
+    """``(x, y, update)`` for test image ``index`` as a batch-1 client: the image in [0, 1], its label, and the
+    update the server sees under ``ThreatModel(model_name, **threat)`` (e.g. ``{"defense": "noise",
+    "defense_param": 0.01}``). Notebooks 04 and 05 (through :func:`attack_images` and
+    :mod:`gifd_lite.latent_limits`)."""
+    x, y, _ = data.victim_batch(test_set, index, 1)
+    tm = fl.ThreatModel(_model_name(model, model_name), **(threat or {}))
+    return x, y, pipeline.observe(model, x, y, tm, seed=seed)
 
-    Returns ``rows`` (one dict per image: index, class, PSNR, SSIM, LPIPS, label accuracy, gradient loss,
+
+def attack_images(method: str, model, test_set, indices, preset, model_name: str | None = None, seed: int = 0,
+                  with_lpips: bool = False, threat: dict | None = None, generator=None) -> dict:
+    """One attack on each test image ``indices[i]`` as a separate batch-1 client (notebooks 01, 02, 04, 05).
+
+    Returns ``rows`` (one dict per image: index, class, MSE, PSNR, SSIM, LPIPS, label accuracy, gradient loss,
     iterations, seconds), the means ``psnr``/``ssim``/``lpips``/``label_accuracy`` over images, the stacked
-    ``truth`` and ``images``, and ``score`` (the means plus ``per_image``) in the form ``viz.show_comparison``
-    takes. ``threat`` adds fields to every client's :class:`~gifd_lite.fl.ThreatModel` (e.g. a defense).
+    ``truth``, ``labels`` and ``images``, ``recs`` (one :class:`~gifd_lite.attacks.core.Reconstruction` per
+    image) and ``scores``: the means and ``per_image`` lists in the form of :func:`gifd_lite.metrics.evaluate`
+    (and ``viz.show_comparison``), each image scored against its own client's image (:func:`client_scores`,
+    ``order`` the identity). ``threat`` adds fields to every client's :class:`~gifd_lite.fl.ThreatModel`
+    (e.g. a defense); ``generator`` is the prior GGL, GIAS and GIFD need.
     """
     name = _model_name(model, model_name)
-    rows, truths, images = [], [], []
+    rows, truths, labels, images, recs, per_client = [], [], [], [], [], []
     for i in progress(list(indices), desc=method):
-        x, y, _ = data.victim_batch(test_set, i, 1)
-        update = pipeline.observe(model, x, y, fl.ThreatModel(name, **(threat or {})), seed=seed)
-        rec = pipeline.run_attack(method, model, update, preset, batch_size=1, seed=seed)
+        x, y, update = observe_image(model, test_set, i, name, seed=seed, threat=threat)
+        rec = pipeline.run_attack(method, model, update, preset, batch_size=1, seed=seed, generator=generator)
         s = pipeline.score(rec, x, y, with_lpips=with_lpips)
         rows.append({"index": int(i), "class": test_set.classes[int(y)], "method": method, "model": name,
-                     "psnr": s["psnr"], "ssim": s["ssim"], "lpips": s["lpips"], "label_accuracy": s["label_accuracy"],
-                     "gradient_loss": rec.gradient_loss, "iterations": rec.iterations, "seconds": rec.seconds})
+                     "mse": s["mse"], "psnr": s["psnr"], "ssim": s["ssim"], "lpips": s["lpips"],
+                     "label_accuracy": s["label_accuracy"], "gradient_loss": rec.gradient_loss,
+                     "iterations": rec.iterations, "seconds": rec.seconds})
         truths.append(x)
+        labels.append(y)
         images.append(rec.images.detach().cpu())
-    mean = {k: _mean([r[k] for r in rows]) for k in ("psnr", "ssim", "lpips", "label_accuracy")}
-    per_image = {k: [r[k] for r in rows] for k in ("psnr", "ssim", "lpips")}
-    return {"rows": rows, **mean, "truth": torch.cat(truths), "images": torch.cat(images),
-            "score": {**mean, "per_image": per_image, "order": None}}
+        recs.append(rec)
+        per_client.append(s)
+    scores = client_scores(per_client)
+    mean = {k: scores[k] for k in ("psnr", "ssim", "lpips")}
+    mean["label_accuracy"] = _mean([r["label_accuracy"] for r in rows])
+    return {"rows": rows, **mean, "truth": torch.cat(truths), "labels": torch.cat(labels),
+            "images": torch.cat(images), "recs": recs, "scores": scores}
+
+
+def client_scores(per_client: list[dict]) -> dict:
+    """Scores of several separate clients, each already scored against its own images (a
+    :func:`gifd_lite.metrics.evaluate` or :func:`gifd_lite.pipeline.score` result per client), in the form of
+    one ``evaluate`` result: ``per_image`` lists concatenated in client order, their means (finite values, as
+    ``evaluate``), and ``order`` = each client's own order shifted by the images before it (the identity for
+    batch-1 clients). Nothing is matched across clients. Notebooks 04 and 05 (through :func:`attack_images`)."""
+    keys = ("mse", "psnr", "ssim", "lpips")
+    per_image = {k: [v for s in per_client for v in s["per_image"][k]] for k in keys}
+    order, offset = [], 0
+    for s in per_client:
+        order += [offset + int(o) for o in s["order"]]
+        offset += len(s["order"])
+    return {**{k: _mean(per_image[k]) for k in keys}, "per_image": per_image, "order": order}
+
+
+def score_clients(images: torch.Tensor, truth: torch.Tensor, with_lpips: bool = False) -> dict:
+    """Score ``images[i]`` against ``truth[i]`` only, for n separate batch-1 clients (e.g. the GIAS latent-phase
+    images of notebook 04): :func:`client_scores` of n one-image :func:`gifd_lite.metrics.evaluate` calls."""
+    return client_scores([metrics.evaluate(images[i:i + 1], truth[i:i + 1], with_lpips=with_lpips)
+                          for i in range(len(truth))])
 
 
 def _mean(values):
-    values = [v for v in values if v is not None]
+    values = [v for v in values if v is not None and math.isfinite(v)]
     return sum(values) / len(values) if values else None
 
 

@@ -26,7 +26,7 @@ from .attacks.gan_latent import ggl
 from .data import ImageSet, normalize
 from .fl import fedsgd_gradients
 from .gan.analysis import fit_to_image
-from .per_image import observe_image
+from .image_attacks import observe_image
 
 __all__ = ["adam_at_equal_compute", "right_class", "oracle_latents", "gradient_distances", "search_or_range",
            "oracle_fits_better", "plot_latent_gap"]
