@@ -103,3 +103,29 @@ def test_auto_compiles_only_long_runs():
     assert not short.compiled                    # 10 LeNet calls take far less than the payback time
     with pytest.raises(GifdError, match="compile mode"):
         check_compile_mode("sometimes", torch.device("cpu"))
+
+
+def test_l2_distance_and_soft_labels_equal_the_autograd_step():
+    """DLG's oracle: L2 distance, inputs in the model's space, and the derivative with respect to soft labels."""
+    model, target, _, dummy = _case("lenet", DEFENSES["none"])
+    y = torch.softmax(torch.randn(2, 10, generator=torch.Generator().manual_seed(6)), -1)
+    (gx, gy), loss, _ = MatchingOracle(model, target, None, distance="l2", inputs="model", compile="off",
+                                       soft_labels=True)(dummy, y)
+    x, y_ref = dummy.clone().requires_grad_(True), y.clone().requires_grad_(True)
+    ref = target.l2(model_gradients(model, x, y_ref, params=target.params))
+    ref_gx, ref_gy = torch.autograd.grad(ref, [x, y_ref])
+    assert _rel(gx, ref_gx) < 1e-4 and _rel(gy, ref_gy) < 1e-4 and abs(float(loss - ref)) <= 1e-4 * float(ref)
+
+
+@pytest.mark.skipif(not compile_available(torch.device("cpu")), reason="torch.compile needs a C++ compiler")
+def test_dlg_runs_with_the_compiled_oracle():
+    """The compiled step computes in channels_last; L-BFGS needs gradients it can view flat."""
+    from dataclasses import replace
+
+    from gifd_lite.attacks.dlg import dlg
+    from gifd_lite.config import get_preset
+
+    model, target, y, _ = _case("lenet", DEFENSES["none"], batch=1)
+    cfg = replace(get_preset("smoke").dlg, iterations=2, inner_steps=3, compile="on")
+    rec = dlg(model, target.tensors, fl.ThreatModel("lenet"), cfg, batch_size=1)
+    assert rec.images.shape == (1, 3, 32, 32) and torch.isfinite(rec.images).all()

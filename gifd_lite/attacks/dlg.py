@@ -70,7 +70,7 @@ def dlg(model: nn.Module, update: list[torch.Tensor], threat_model: ThreatModel,
             if (finite and value < evaluated.get("loss", math.inf)) or "loss" not in evaluated:
                 # a non-finite first point is kept only until a finite one replaces it (then: divergence)
                 evaluated.update(loss=value if finite else math.nan, x=x.detach().clone(),
-                                 labels=label_logits.argmax(-1).detach().cpu() if joint else labels.cpu())
+                                 labels=label_logits.argmax(-1).detach() if joint else labels)
             return loss
 
         for step in progress(range(config.iterations), desc=f"L-BFGS restart {trial + 1}/{config.restarts}"):

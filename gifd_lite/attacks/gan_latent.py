@@ -82,11 +82,12 @@ def ggl(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thre
                     images = to_unit(G(z.flatten(0, 1), code.repeat(len(candidates), *[1] * (code.dim() - 1))))
                 fitness = oracle.values(images.view(len(candidates), batch, *images.shape[1:])) * scale
                 fitness = fitness + config.kl_weight * torch.stack([kl_to_standard_normal(zi) for zi in z])
-                losses = [v if math.isfinite(v) else 1e12 for v in fitness.tolist()]   # once per generation
+                raw = fitness.tolist()                                         # once per generation
+                losses = [v if math.isfinite(v) else 1e12 for v in raw]         # CMA-ES needs numbers
                 evaluations += len(candidates)
                 i = int(np.argmin(losses))
-                if losses[i] < best["loss"]:
-                    best.update(loss=losses[i], z=z[i].clone())
+                if math.isfinite(raw[i]) and raw[i] < best["loss"]:             # a NaN never becomes the result
+                    best.update(loss=raw[i], z=z[i].clone())
                 es.tell(candidates, losses)
                 generations += 1
                 history.loss.append(losses[i])

@@ -1,8 +1,8 @@
 """The gradient-matching oracle every attack calls once per step, optionally compiled (notebook 02 introduces it).
 
-For a dummy input x (and labels y) the oracle returns the matching loss and its derivative,
+For a dummy input x (and labels y) the oracle returns the matching loss and the derivative of the objective,
 
-    x ↦ ( D(∇_θ CE(f_θ(x), y), g) + λ_TV TV(x),  ∂/∂x of it ),
+    x ↦ ( D(∇_θ CE(f_θ(x), y), g),  ∂/∂x [D(∇_θ CE(f_θ(x), y), g) + λ_TV TV(x)] ),
 
 built from ``torch.func``: ``grad`` gives the FL model's gradient with respect to θ as a pure function of x
 (for a FedAvg client with an adaptive attacker, the unrolled θ_0 - θ_T of T local steps), the distance D
@@ -10,7 +10,7 @@ built from ``torch.func``: ``grad`` gives the FL model's gradient with respect t
 compares it with the observed update g, and an outer ``grad_and_value`` differentiates D back to x only: no
 gradient ever flows into θ. Pixel attacks (IG) call the oracle on their variable directly; generator attacks
 render x = G(·) eagerly and push the oracle's ∂loss/∂x back through the generator
-(``torch.autograd.backward(x, grad_x)``).
+(``torch.autograd.grad(x, variables, grad_outputs=grad_x)``).
 
 Compiled (``compile="on"``, or ``"auto"`` where it pays: :meth:`MatchingOracle.worth_compiling`) the same
 function runs under ``torch.compile`` (inductor: fused C++ kernels on CPU, Triton on GPU); the first call of each
@@ -33,7 +33,7 @@ from torch import nn
 
 from ..data import normalize
 from ..errors import GifdError
-from .core import GradientTarget, total_variation
+from .core import GradientTarget, _cross_entropy, total_variation
 
 __all__ = ["MatchingOracle", "COMPILE_MODES", "COMPILE_PAYBACK_SECONDS", "compile_available", "check_compile_mode"]
 
@@ -67,12 +67,6 @@ def check_compile_mode(mode: str, device: torch.device) -> str:
     if mode == "auto" and not compile_available(device):
         return "off"
     return mode
-
-
-def _cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    if y.dim() == 2:                      # soft labels (DLG's joint search)
-        return torch.mean(torch.sum(-y * F.log_softmax(logits, dim=-1), dim=-1))
-    return F.cross_entropy(logits, y)
 
 
 class MatchingOracle:
@@ -159,6 +153,10 @@ class MatchingOracle:
 
     def _compile(self) -> None:
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(INDUCTOR_CACHE))
+        # every oracle compiles the same wrapper code; each new model, target shape or threat model is one more
+        # specialisation of it, and past dynamo's limit (8) it would fall back to eager without a word: a sweep
+        # or a course process builds dozens
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 256)
         self._step = torch.compile(self._step_for(torch.channels_last), dynamic=False)
         self.compiled = True
 
@@ -169,6 +167,8 @@ class MatchingOracle:
             self._sync()
             t0 = time.perf_counter()
         grads, (_, (fit, held)) = self._step(x.detach(), self.labels if y is None else y.detach())
+        # the compiled step works in channels_last; callers (L-BFGS's flat view) expect the input's layout
+        grads = tuple(g.contiguous() for g in grads) if isinstance(grads, tuple) else grads.contiguous()
         self.calls += 1
         if probing:
             self._sync()
@@ -188,15 +188,16 @@ class MatchingOracle:
         with torch.no_grad():
             if self.batched is None and len(xs) >= 4:          # the first population: time both on parts of it
                 k = max(2, len(xs) // 5)
+                first = self._values(xs[:1])[0]                 # unmeasured: the loop's warm-up
                 self._sync()
                 t0 = time.perf_counter()
-                looped = torch.stack([self._values(x[None])[0] for x in xs[:k]])
+                looped = torch.stack([first] + [self._values(x[None])[0] for x in xs[1:k]])
                 self._sync()
                 t1 = time.perf_counter()
                 batched = self._values(xs[k:])
                 self._sync()
                 t2 = time.perf_counter()
-                self.batched = (t2 - t1) / (len(xs) - k) < (t1 - t0) / k
+                self.batched = (t2 - t1) / (len(xs) - k) < (t1 - t0) / (k - 1)
                 return torch.cat([looped, batched])
             if self.batched is False:
                 return torch.stack([self._values(x[None])[0] for x in xs])
