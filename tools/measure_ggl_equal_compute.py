@@ -46,6 +46,7 @@ def section(model: str) -> list[str]:
     selection = read_records(RESULTS / "runs" / "stage_selection.jsonl")
     new_gifd = _by_index(selection, lambda s: s.model == model and s.tag == "gifd | clean | select=loss")
     held_gifd = _by_index(selection, lambda s: s.model == model and s.tag == "gifd | clean | select=holdout")
+    rerun = bool(new_gifd)
     if not new_gifd:                  # no loss-rule run made here: the committed one is the same code path
         new_gifd = old_gifd
     images = sorted(i for i in new_ggl if i in old_ggl and i in old_gifd)
@@ -56,7 +57,8 @@ def section(model: str) -> list[str]:
     for name, key, recs in (("GGL before (population 18, 1,200 evaluations)", "ggl before", old_ggl),
                             ("GGL now (population 50, GIFD's compute)", "ggl now", new_ggl),
                             ("GIFD before (lowest-loss stage)", "gifd before", old_gifd),
-                            ("GIFD now, `select=auto` (here: the lowest loss, as before; run again in this session)",
+                            ("GIFD now, `select=auto` (here: the lowest loss, as before; "
+                             + ("run again in this session)" if rerun else "the committed runs, not run again)"),
                              "gifd now", new_gifd),
                             ("GIFD with `select=holdout`", "gifd holdout", held_gifd)):
         have = [i for i in images if i in recs]
