@@ -21,20 +21,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from .reproduce import mean_ci   # the tables' mean ± 95% t-interval, shared
+
 __all__ = ["mean_ci", "paired_difference", "values", "compare_cells", "load_records", "plot_paired", "cell_key",
            "paired_explorer"]
-
-
-def mean_ci(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% Student-t interval (nan for fewer than two values)."""
-    from scipy.stats import t
-
-    n = len(values)
-    m = sum(values) / n
-    if n < 2:
-        return m, float("nan")
-    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
-    return m, float(t.ppf(0.975, n - 1) * sd / math.sqrt(n))
 
 
 def paired_difference(a: list[float], b: list[float]) -> dict:
