@@ -90,7 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--classes", nargs="*", help="train on these classes only (names), renumbered in this order")
     g.add_argument("--steps", type=int, required=True)
     g.add_argument("--batch-size", type=int, default=32)
-    g.add_argument("--width", type=int, default=32)
+    g.add_argument("--width", type=int, default=32, help="32 on a CPU; the GPU recipe uses 64 (docs/results/prior.md)")
+    g.add_argument("--d-steps", type=int, default=2, help="discriminator steps per generator step")
+    g.add_argument("--aux-weight", type=float, default=1.0,
+                   help="weight of the auxiliary classification term (0: projection discriminator only)")
+    g.add_argument("--no-augment", action="store_true", help="no differentiable augmentation of D's inputs")
+    g.add_argument("--conditioning", default="strong", choices=["strong", "shared"],
+                   help="strong: the class enters every stage; shared: the design before issue 17")
+    g.add_argument("--select-with", metavar="CLASSIFIER",
+                   help="ship the EMA snapshot this classifier scores best (not the fidelity judge; e.g. selector)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", required=True, help="checkpoint path, e.g. data/prior_cifar10.pt")
     g.add_argument("--register", help="add the result to data/MANIFEST under this name")
@@ -335,16 +343,34 @@ def cmd_train_gan(args) -> dict:
     out = Path(args.out)
     samples = Path("runs") / "train-gan" / (out.stem + "_samples")
     samples.mkdir(parents=True, exist_ok=True)
-    config = GANTrainingConfig(steps=args.steps, batch_size=args.batch_size, width=args.width, seed=args.seed)
-    payload = train_gan(dataset, out, config, device=resolve_device(args.device), resume=not args.no_resume,
+    if args.d_steps < 1 or args.aux_weight < 0:
+        raise UsageError("--d-steps must be at least 1 and --aux-weight at least 0")
+    device = resolve_device(args.device)
+    selector = None
+    if args.select_with:
+        from .gan import load_classifier
+
+        if args.select_with == "classifier":
+            raise UsageError("--select-with classifier would pick the prior by the fidelity judge itself: "
+                             "use another network (python -m gifd_lite train-classifier ... --register selector)")
+        selector = load_classifier(args.select_with, device)
+    config = GANTrainingConfig(steps=args.steps, batch_size=args.batch_size, width=args.width, seed=args.seed,
+                               d_steps=args.d_steps, aux_weight=args.aux_weight, augment=not args.no_augment,
+                               conditioning=args.conditioning)
+    payload = train_gan(dataset, out, config, device=device, resume=not args.no_resume, selector=selector,
                         on_sample=lambda step, imgs: save_image(grid(imgs, nrow=8), samples / f"step_{step:06d}.png"))
     result = {"out": str(out), "classes": payload["classes"], "steps": payload["steps"],
               "wall_seconds": payload["wall_seconds"]}
+    if "selection" in payload:
+        result["chosen_step"] = payload["selection"]["chosen_step"]
     if args.register:
-        result["manifest"] = register(args.register, out, {
-            "kind": "generator", "dataset": "cifar10 train", "classes": payload["classes"], "steps": args.steps,
-            "seed": args.seed, "command": _command_line(), "wall_seconds": payload["wall_seconds"],
-            "config": payload["config"]})
+        entry = {"kind": "generator", "dataset": "cifar10 train", "classes": payload["classes"], "steps": args.steps,
+                 "seed": args.seed, "command": _command_line(), "wall_seconds": payload["wall_seconds"],
+                 "config": payload["config"], "recipe": payload["recipe"]}
+        if "selection" in payload:
+            entry["selection"] = {"selector": args.select_with, "chosen_step": payload["selection"]["chosen_step"],
+                                  "history": payload["selection"]["history"]}
+        result["manifest"] = register(args.register, out, entry)
     return result
 
 

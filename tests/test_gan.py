@@ -6,10 +6,12 @@ from gifd_lite.gan import Generator, GeneratorConfig, checkpoint, load_generator
 from gifd_lite.gan.discriminator import Discriminator
 
 
-@pytest.fixture(scope="module")
-def generator():
+@pytest.fixture(scope="module", params=["strong", "shared"])
+def generator(request):
+    from gifd_lite.gan.generator import ClassBatchNorm
+
     torch.manual_seed(0)
-    G = Generator(GeneratorConfig(num_classes=10, width=16))
+    G = Generator(GeneratorConfig(num_classes=10, width=16, conditioning=request.param))
     # give the conditional batch norms non-trivial statistics and class gains, as after training
     G.train()
     with torch.no_grad():
@@ -17,6 +19,9 @@ def generator():
         for m in G.modules():
             if isinstance(m, torch.nn.Linear) and m.bias is None and m.weight.shape[1] == 128:
                 m.weight.normal_(0, 0.1)
+            if isinstance(m, ClassBatchNorm):
+                m.gain.normal_(1, 0.1)
+                m.bias.normal_(0, 0.1)
     return G.eval()
 
 
@@ -44,8 +49,46 @@ def test_soft_class_codes_interpolate_embeddings(generator):
 
 
 def test_discriminator_scores_each_image():
-    D = Discriminator(num_classes=5, width=8)
-    assert D(torch.randn(3, 3, 32, 32), torch.tensor([0, 1, 4])).shape == (3,)
+    D = Discriminator(num_classes=5, width=8).eval()      # eval: spectral norm's power iteration stands still
+    x, y = torch.randn(3, 3, 32, 32), torch.tensor([0, 1, 4])
+    score, logits = D.score_and_logits(x, y)
+    assert D(x, y).shape == (3,) and logits.shape == (3, 5) and torch.equal(D(x, y), score)
+
+
+def test_strong_conditioning_reaches_every_stage():
+    """With per-class norms and the class in the first layer, changing only the class changes the 4x4
+    features and every later stage, and the initial gains are exactly 1 (the class starts neutral)."""
+    from gifd_lite.gan.generator import ClassBatchNorm
+
+    torch.manual_seed(0)
+    G = Generator(GeneratorConfig(num_classes=10, width=8, z_dim=16)).eval()
+    norms = [m for m in G.modules() if isinstance(m, ClassBatchNorm)]
+    assert len(norms) == 7 and all(torch.equal(m.gain, torch.ones_like(m.gain)) for m in norms)
+    z = torch.randn(2, 16)
+    for k in range(1, len(G.STAGES)):
+        a, b = G.features(z, torch.tensor([0, 0]), upto=k), G.features(z, torch.tensor([1, 1]), upto=k)
+        assert (a - b).abs().max() > 1e-4, G.STAGES[k]
+    shared = Generator(GeneratorConfig(num_classes=10, width=8, z_dim=16, conditioning="shared")).eval()
+    assert torch.equal(shared.features(z, torch.tensor([0, 0]), upto=1), shared.features(z, torch.tensor([1, 1]), upto=1))
+    with pytest.raises(ValueError, match="conditioning"):
+        GeneratorConfig(conditioning="weak")
+
+
+def test_diff_augment_is_seeded_differentiable_and_in_place_of_the_input():
+    from gifd_lite.gan.augment import diff_augment
+
+    x = (torch.rand(6, 3, 32, 32) * 2 - 1).requires_grad_(True)
+    a = diff_augment(x, torch.Generator().manual_seed(4))
+    b = diff_augment(x, torch.Generator().manual_seed(4))
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert not torch.equal(a, diff_augment(x, torch.Generator().manual_seed(5)))
+    a.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    # cutout zeroes a 16x16 square (partly off the image at the borders), never more
+    from gifd_lite.gan.augment import _cutout
+
+    zeros = (_cutout(torch.ones(500, 1, 32, 32), torch.Generator().manual_seed(0)) == 0).flatten(1).sum(1)
+    assert zeros.max() == 256 and zeros.min() >= 64
 
 
 def test_checkpoint_round_trip_and_corruption(tmp_path, generator):
@@ -102,6 +145,34 @@ def test_gan_training_resumes_exactly(tmp_path):
         assert torch.equal(value, resumed["state_dict"][key]), key
     G = load_generator(str(tmp_path / "b.pt"))
     assert G.classes == ("airplane", "automobile", "bird", "cat") and G.config.z_dim == 16
+    assert G.config.conditioning == "strong" and straight["recipe"]["d_steps"] == 2
+
+
+def test_training_with_a_selector_ships_the_best_snapshot(tmp_path):
+    """The checkpoint is the best-scoring EMA snapshot; scores are recorded and the resume carries them."""
+    from gifd_lite.gan.train import GANTrainingConfig, train_gan
+    from gifd_lite.models import build_model
+
+    selector = build_model("lenet", num_classes=10, seed=0).eval()
+    selector.classes = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+    config = GANTrainingConfig(steps=4, batch_size=4, width=8, z_dim=16, ema_start=0, select_every=2,
+                               checkpoint_every=2, sample_every=100)
+    payload = train_gan(_tiny_dataset(), tmp_path / "s.pt", config, show_progress=False, selector=selector)
+    history = payload["selection"]["history"]
+    assert [row["step"] for row in history] == [2, 4]
+    best = max(history, key=lambda row: row["score"])
+    assert payload["selection"]["chosen_step"] == best["step"]
+    for row in history:
+        assert 0 <= row["fidelity"] <= 1 and row["diversity_ratio"] > 0
+        assert row["score"] == pytest.approx(row["fidelity"] * min(1, row["diversity_ratio"] / 0.9))
+
+
+def test_checkpoints_from_before_issue_17_load_as_shared_conditioning(tmp_path):
+    old = Generator(GeneratorConfig(num_classes=4, width=8, z_dim=16, conditioning="shared"))
+    config = {k: v for k, v in old.config.as_dict().items() if k != "conditioning"}
+    checkpoint.save_payload({"kind": "generator", "config": config, "classes": list("abcd"),
+                             "state_dict": old.state_dict()}, tmp_path / "old.pt")
+    assert load_generator(str(tmp_path / "old.pt")).config.conditioning == "shared"
 
 
 def test_class_subset_is_renumbered():

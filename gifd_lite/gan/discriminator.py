@@ -2,7 +2,9 @@
 
     D(x, y) = w · φ(x) + <e_D(y), φ(x)>,     φ = global sum pooling of residual down-sampling blocks,
 
-every weight spectrally normalised so D stays 1-Lipschitz-ish; trained with the hinge loss.
+every weight spectrally normalised so D stays 1-Lipschitz-ish; trained with the hinge loss. Since issue 17 D
+also has an auxiliary classifier on the same features, logits(x) = C φ(x) (AC-GAN, Odena et al., 2017), which is
+trained on real images only and which the generator is asked to satisfy: a second, direct push on the class.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ class DownBlock(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """32×32 → 16 → 8 → 8 with widths (2c, 2c, 2c), then sum pooling, a linear head and class projection."""
+    """32×32 → 16 → 8 → 8 with widths (2c, 2c, 2c), then sum pooling, a linear head, class projection and an
+    auxiliary class head."""
 
     def __init__(self, num_classes: int = 10, width: int = 32):
         super().__init__()
@@ -43,7 +46,12 @@ class Discriminator(nn.Module):
         self.blocks = nn.Sequential(DownBlock(3, c, first=True), DownBlock(c, c), DownBlock(c, c, down=False))
         self.head = spectral_norm(nn.Linear(c, 1))
         self.project = spectral_norm(nn.Embedding(num_classes, c))
+        self.classify = spectral_norm(nn.Linear(c, num_classes))
+
+    def score_and_logits(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(D(x, y), auxiliary class logits of x)."""
+        phi = F.relu(self.blocks(x)).sum(dim=(2, 3))
+        return self.head(phi).squeeze(1) + (self.project(y) * phi).sum(1), self.classify(phi)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        phi = F.relu(self.blocks(x)).sum(dim=(2, 3))
-        return self.head(phi).squeeze(1) + (self.project(y) * phi).sum(1)
+        return self.score_and_logits(x, y)[0]

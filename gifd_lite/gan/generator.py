@@ -8,8 +8,16 @@
     stage 4  "32x32"   h4 = Block(h3, e)                   (c, 32, 32)
     image    x = tanh(conv(relu(BN(h4))))  ∈ [-1, 1]
 
-Each Block is a residual up-sampling block whose batch norms are class-conditional:
-CBN(h, e) = (1 + γ(e)) · BN(h) + β(e). The stage API splits the forward pass anywhere:
+Each Block is a residual up-sampling block whose batch norms are class-conditional. Two ways of conditioning
+(``GeneratorConfig.conditioning``):
+
+- ``"strong"`` (the shipped priors since issue 17): the class enters every stage. The first layer sees it,
+  h1 = reshape(W [z; e(y)]), and every batch norm, the output one included, has per-class gains and biases,
+  CBN(h, y) = γ(y) ⊙ BN(h) + β(y) with γ(y) = y_soft · Γ (Γ starts at 1) and β(y) = y_soft · B (B at 0);
+- ``"shared"`` (the priors before issue 17): only the blocks' batch norms see the class, through a shared
+  embedding, CBN(h, e) = (1 + γ(e)) · BN(h) + β(e) with γ, β zero-initialised linear maps of e.
+
+Both are linear in y_soft, so soft class codes (label mapping, notebook 07) mean the same in each. The stage API splits the forward pass anywhere:
 ``forward_from(k, features(z, y, upto=k), y) == G(z, y)``, which is what GIFD's feature search needs.
 Images leave the generator in [-1, 1]; :func:`to_unit` maps them to [0, 1], the one place where generator
 output meets the FL model's world (whose normalisation lives in :mod:`gifd_lite.data`).
@@ -34,6 +42,11 @@ class GeneratorConfig:
     z_dim: int = 128
     width: int = 32          # c: channels at 32×32; 2c at 16×16; 4c at 8×8 and 4×4
     embed_dim: int = 128
+    conditioning: str = "strong"   # "strong": the class enters every stage; "shared": the pre-issue-17 design
+
+    def __post_init__(self):
+        if self.conditioning not in ("strong", "shared"):
+            raise ValueError(f"conditioning must be 'strong' or 'shared', not {self.conditioning!r}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -68,14 +81,34 @@ class ConditionalBatchNorm(nn.Module):
         return (1 + self.gain(e))[:, :, None, None] * self.bn(h) + self.bias(e)[:, :, None, None]
 
 
+class ClassBatchNorm(nn.Module):
+    """CBN(h, y) = γ(y) ⊙ BN(h) + β(y), γ(y) = y_soft · Γ, β(y) = y_soft · B: one gain and bias per class,
+    gains starting at 1, so every class has its own normalisation from the first step."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.gain = nn.Parameter(torch.ones(num_classes, channels))
+        self.bias = nn.Parameter(torch.zeros(num_classes, channels))
+
+    def forward(self, h: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        return (code @ self.gain)[:, :, None, None] * self.bn(h) + (code @ self.bias)[:, :, None, None]
+
+
+def _conditional_norm(channels: int, config: "GeneratorConfig") -> nn.Module:
+    if config.conditioning == "strong":
+        return ClassBatchNorm(channels, config.num_classes)
+    return ConditionalBatchNorm(channels, config.embed_dim)
+
+
 class UpBlock(nn.Module):
     """h ↦ conv(relu(CBN(conv(up(relu(CBN(h))))))) + conv1×1(up(h)): doubles the resolution."""
 
-    def __init__(self, cin: int, cout: int, embed_dim: int):
+    def __init__(self, cin: int, cout: int, config: "GeneratorConfig"):
         super().__init__()
-        self.bn1 = ConditionalBatchNorm(cin, embed_dim)
+        self.bn1 = _conditional_norm(cin, config)
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
-        self.bn2 = ConditionalBatchNorm(cout, embed_dim)
+        self.bn2 = _conditional_norm(cout, config)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
         self.skip = nn.Conv2d(cin, cout, 1)
 
@@ -95,12 +128,12 @@ class Generator(nn.Module):
         super().__init__()
         self.config = config
         c = config.width
+        self.strong = config.conditioning == "strong"
         self.embed = nn.Linear(config.num_classes, config.embed_dim, bias=False)   # e(y) = y_soft · E
-        self.fc = nn.Linear(config.z_dim, 4 * c * 4 * 4)
-        self.blocks = nn.ModuleList([UpBlock(4 * c, 4 * c, config.embed_dim),
-                                     UpBlock(4 * c, 2 * c, config.embed_dim),
-                                     UpBlock(2 * c, c, config.embed_dim)])
-        self.out_bn = nn.BatchNorm2d(c)
+        self.fc = nn.Linear(config.z_dim + (config.embed_dim if self.strong else 0), 4 * c * 4 * 4)
+        self.blocks = nn.ModuleList([UpBlock(4 * c, 4 * c, config), UpBlock(4 * c, 2 * c, config),
+                                     UpBlock(2 * c, c, config)])
+        self.out_bn = ClassBatchNorm(c, config.num_classes) if self.strong else nn.BatchNorm2d(c)
         self.out_conv = nn.Conv2d(c, 3, 3, padding=1)
 
     def stages(self) -> list[tuple[str, tuple[int, ...]]]:
@@ -110,7 +143,14 @@ class Generator(nn.Module):
 
     def embedding(self, y: torch.Tensor) -> torch.Tensor:
         """Class embedding e(y) of hard labels (B,) or soft class distributions (B, K)."""
-        return self.embed(class_code(y, self.config.num_classes).to(self.embed.weight.device))
+        return self.embed(self._code(y))
+
+    def _code(self, y: torch.Tensor) -> torch.Tensor:
+        return class_code(y, self.config.num_classes).to(self.embed.weight.device)
+
+    def _condition(self, y: torch.Tensor) -> torch.Tensor:
+        """What the batch norms take: the class code itself ("strong") or its embedding ("shared")."""
+        return self._code(y) if self.strong else self.embedding(y)
 
     def features(self, z: torch.Tensor, y: torch.Tensor, upto: int) -> torch.Tensor:
         """The output of stage ``upto`` (0 returns z itself)."""
@@ -124,18 +164,20 @@ class Generator(nn.Module):
             raise ValueError(f"cannot go back from stage {k} to stage {upto}")
         if k == upto:
             return h
-        e = self.embedding(y)
         if k == 0:
-            h = self.fc(h).view(len(h), 4 * self.config.width, 4, 4)
+            inputs = torch.cat([h, self.embedding(y)], dim=1) if self.strong else h
+            h = self.fc(inputs).view(len(h), 4 * self.config.width, 4, 4)
             k = 1
+        condition = self._condition(y)
         for block in self.blocks[k - 1: upto - 1]:
-            h = block(h, e)
+            h = block(h, condition)
         return h
 
     def forward_from(self, k: int, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Finish the forward pass from the features ``h`` of stage ``k``: the image in [-1, 1]."""
         h = self.advance(k, h, y, len(self.STAGES) - 1)
-        return torch.tanh(self.out_conv(F.relu(self.out_bn(h))))
+        h = self.out_bn(h, self._code(y)) if self.strong else self.out_bn(h)
+        return torch.tanh(self.out_conv(F.relu(h)))
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.forward_from(0, z, y)

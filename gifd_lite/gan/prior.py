@@ -20,7 +20,8 @@ def load_generator(name_or_path: str = "cifar10", device: torch.device | str = "
     if payload["kind"] != "generator":
         raise GifdError(f"{name_or_path!r} is a {payload['kind']} checkpoint, not a generator")
     try:
-        G = Generator(GeneratorConfig(**payload["config"]))
+        # checkpoints from before issue 17 carry no "conditioning": they are the shared-embedding design
+        G = Generator(GeneratorConfig(**{"conditioning": "shared", **payload["config"]}))
         G.load_state_dict(payload["state_dict"])
     except (TypeError, RuntimeError) as exc:
         raise GifdError(f"checkpoint {name_or_path!r} does not fit the generator ({str(exc).splitlines()[0]})") from None

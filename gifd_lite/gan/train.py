@@ -1,7 +1,11 @@
 """Training the conditional GAN prior: hinge loss, Adam (β1 = 0, β2 = 0.9), EMA generator (notebook 03).
 
-    L_D = E[max(0, 1 - D(x, y))] + E[max(0, 1 + D(G(z, y), y))]
-    L_G = -E[D(G(z, y), y)]
+    L_D = E[max(0, 1 - D(T(x), y))] + E[max(0, 1 + D(T(G(z, y)), y))] + λ CE(C(T(x)), y)
+    L_G = -E[D(T(G(z, y)), y)] + λ CE(C(T(G(z, y))), y)
+
+T is the differentiable augmentation of :mod:`.augment` (identity when ``augment`` is off), C the
+discriminator's auxiliary classifier, trained on real images only (λ = ``aux_weight``; 0 turns it off), and D
+takes ``d_steps`` steps per generator step.
 
 The exponential moving average G_ema ← α G_ema + (1 - α) G (α = 0.999) is what ships: it gives smoother,
 better samples than the raw generator. Its batch-norm statistics are then recomputed for its own weights
@@ -9,6 +13,10 @@ better samples than the raw generator. Its batch-norm statistics are then recomp
 the raw generator, not to the averaged one. Training can run on a subset of the classes (the out-of-distribution
 chapter needs a prior that never saw some classes); the subset's labels are renumbered 0..K-1 in the order
 given. Every ``checkpoint_every`` steps the full state is saved next to the output, so a stopped run resumes.
+
+What ships is not simply the last step: every ``select_every`` steps the EMA generator is scored by a
+*selector* classifier (a network other than the judge that reports fidelity, which training never sees) and
+the pixel diversity of its samples, and the best-scoring snapshot is kept (:func:`snapshot_score`).
 """
 
 from __future__ import annotations
@@ -23,11 +31,12 @@ import torch.nn.functional as F
 
 from ..data import ImageSet, subset_classes  # noqa: F401  (subset_classes: re-exported for train-gan)
 from ..runtime import progress
+from .augment import diff_augment
 from .checkpoint import save_payload
 from .discriminator import Discriminator
 from .generator import Generator, GeneratorConfig, to_unit
 
-__all__ = ["GANTrainingConfig", "train_gan", "subset_classes", "standing_statistics"]
+__all__ = ["GANTrainingConfig", "train_gan", "subset_classes", "standing_statistics", "snapshot_score"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +46,10 @@ class GANTrainingConfig:
     lr_g: float = 1e-4          # two time-scale update rule: D learns 4× faster than G
     lr_d: float = 4e-4
     betas: tuple[float, float] = (0.0, 0.9)
-    d_steps: int = 1
+    d_steps: int = 2
+    aux_weight: float = 1.0     # λ of the auxiliary classification term (0: projection only, as before issue 17)
+    augment: bool = True        # DiffAugment on D's inputs
+    conditioning: str = "strong"
     ema_decay: float = 0.999
     ema_start: int = 1000
     width: int = 32
@@ -45,6 +57,7 @@ class GANTrainingConfig:
     seed: int = 0
     sample_every: int = 1000
     checkpoint_every: int = 500
+    select_every: int = 1000    # score the EMA generator this often (when a selector is given)
 
 
 @torch.no_grad()
@@ -67,6 +80,34 @@ def standing_statistics(G: Generator, batches: int = 200, batch_size: int = 64, 
     return G.eval()
 
 
+@torch.no_grad()
+def snapshot_score(G: Generator, selector: torch.nn.Module, real: ImageSet, per_class: int = 50,
+                   seed: int = 0) -> dict:
+    """How good a snapshot is, without the judge: the selector's class fidelity of G's samples, and their
+    within-class mean pairwise pixel distance over the same number for real images of the class.
+
+    ``score`` = fidelity × min(1, diversity_ratio / 0.9): fidelity counts in full while the samples keep 90%
+    of the real images' diversity, and is discounted in proportion below that.
+    """
+    from ..data import normalize
+
+    device = next(selector.parameters()).device
+    fidelity, ratios = [], []
+    for k in range(G.config.num_classes):
+        z = torch.randn((per_class, G.config.z_dim), generator=torch.Generator().manual_seed(seed + k))
+        images = to_unit(G(z.to(device), torch.full((per_class,), k, device=device))).clamp(0, 1)
+        target = selector.classes.index(real.classes[k]) if hasattr(selector, "classes") else k
+        fidelity.append(float((selector(normalize(images)).argmax(1) == target).float().mean()))
+        idx = (real.labels == k).nonzero()[0][:per_class]
+        ratios.append(_mean_pairwise_l2(images) / _mean_pairwise_l2(real.tensors(idx)[0].to(device)))
+    fid, ratio = sum(fidelity) / len(fidelity), sum(ratios) / len(ratios)
+    return {"fidelity": fid, "diversity_ratio": ratio, "score": fid * min(1.0, ratio / 0.9)}
+
+
+def _mean_pairwise_l2(images: torch.Tensor) -> float:
+    return float(torch.pdist(images.flatten(1)).mean())
+
+
 def _real_batch(dataset: ImageSet, gen: torch.Generator, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     idx = torch.randint(0, len(dataset), (batch_size,), generator=gen).numpy()
     x, y = dataset.tensors(idx)
@@ -77,24 +118,27 @@ def _real_batch(dataset: ImageSet, gen: torch.Generator, batch_size: int) -> tup
 
 def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GANTrainingConfig(),
               device: torch.device | str = "cpu", resume: bool = True, show_progress: bool = True,
-              on_sample=None) -> dict:
+              on_sample=None, selector: torch.nn.Module | None = None) -> dict:
     """Train G and D on ``dataset``; write the EMA generator checkpoint to ``out`` and return it.
 
     ``on_sample(step, grid_images)`` is called with a (K·8, 3, 32, 32) batch of EMA samples every
-    ``sample_every`` steps (the CLI saves them as PNG grids).
+    ``sample_every`` steps (the CLI saves them as PNG grids). With a ``selector`` classifier the checkpoint is
+    the best-scoring EMA snapshot (:func:`snapshot_score`, every ``select_every`` steps and at the end), and
+    ``payload["selection"]`` lists every score; without one it is the last step.
     """
     out = Path(out)
     device = torch.device(device)
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     k = len(dataset.classes)
-    g_config = GeneratorConfig(num_classes=k, z_dim=config.z_dim, width=config.width)
+    g_config = GeneratorConfig(num_classes=k, z_dim=config.z_dim, width=config.width,
+                               conditioning=config.conditioning)
     G, D = Generator(g_config).to(device), Discriminator(k, config.width).to(device)
     G_ema = copy.deepcopy(G).eval()
     opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=config.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=config.betas)
     state_path = out.with_suffix(".resume.pt")
-    start_step, elapsed = 0, 0.0
+    start_step, elapsed, history, best = 0, 0.0, [], None
     if resume and state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=False)  # our own resume file
         for module, key in ((G, "G"), (D, "D"), (G_ema, "G_ema"), (opt_g, "opt_g"), (opt_d, "opt_d")):
@@ -102,10 +146,21 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
         gen.set_state(state["gen"])
         torch.set_rng_state(state["torch_rng"])
         start_step, elapsed = state["step"], state["elapsed"]
+        history, best = state.get("history", []), state.get("best")
         print(f"resuming from step {start_step}")
+    augment = (lambda x: diff_augment(x, gen)) if config.augment else (lambda x: x)  # noqa: E731
     fixed_z = torch.randn((8 * k, config.z_dim), generator=torch.Generator().manual_seed(1)).to(device)
     fixed_y = torch.arange(k).repeat_interleave(8).to(device)
     t0 = time.perf_counter() - elapsed
+
+    def score_snapshot(step: int):
+        nonlocal best
+        snapshot = standing_statistics(copy.deepcopy(G_ema))
+        row = {"step": step, **snapshot_score(snapshot, selector, dataset)}
+        history.append(row)
+        if best is None or row["score"] > best["row"]["score"]:
+            best = {"row": row, "state_dict": {n: v.detach().cpu() for n, v in snapshot.state_dict().items()}}
+
     bar = progress(range(start_step, config.steps), total=config.steps, desc="GAN", enabled=show_progress,
                    initial=start_step)
     for step in bar:
@@ -115,13 +170,19 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
             z = torch.randn((config.batch_size, config.z_dim), generator=gen).to(device)
             with torch.no_grad():
                 fake = G(z, y)
-            loss_d = F.relu(1 - D(x, y)).mean() + F.relu(1 + D(fake, y)).mean()
+            real_score, real_logits = D.score_and_logits(augment(x), y)
+            loss_d = F.relu(1 - real_score).mean() + F.relu(1 + D(augment(fake), y)).mean()
+            if config.aux_weight:
+                loss_d = loss_d + config.aux_weight * F.cross_entropy(real_logits, y)
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
         z = torch.randn((config.batch_size, config.z_dim), generator=gen).to(device)
         y = torch.randint(0, k, (config.batch_size,), generator=gen).to(device)
-        loss_g = -D(G(z, y), y).mean()
+        fake_score, fake_logits = D.score_and_logits(augment(G(z, y)), y)
+        loss_g = -fake_score.mean()
+        if config.aux_weight:
+            loss_g = loss_g + config.aux_weight * F.cross_entropy(fake_logits, y)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -137,15 +198,31 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
         if on_sample is not None and (done % config.sample_every == 0 or done == config.steps):
             with torch.no_grad():
                 on_sample(done, to_unit(G_ema(fixed_z, fixed_y)).cpu())
+        if selector is not None and done % config.select_every == 0 and done < config.steps:
+            score_snapshot(done)
+            print(f"step {done}: " + ", ".join(f"{key} {value:.3f}" for key, value in history[-1].items()
+                                               if key != "step"), flush=True)
         if done % config.checkpoint_every == 0 and done < config.steps:
             torch.save({"G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
                         "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "gen": gen.get_state(),
-                        "torch_rng": torch.get_rng_state(), "step": done,
+                        "torch_rng": torch.get_rng_state(), "step": done, "history": history, "best": best,
                         "elapsed": time.perf_counter() - t0}, state_path)
-    standing_statistics(G_ema)
     payload = {"kind": "generator", "config": g_config.as_dict(), "classes": list(dataset.classes),
-               "steps": config.steps, "seed": config.seed, "wall_seconds": round(time.perf_counter() - t0, 1),
-               "state_dict": {k: v.detach().cpu() for k, v in G_ema.state_dict().items()}}
+               "steps": config.steps, "seed": config.seed, "recipe": _recipe(config)}
+    if selector is not None:
+        score_snapshot(config.steps)
+        payload["selection"] = {"chosen_step": best["row"]["step"], "history": history}
+        state_dict = best["state_dict"]
+    else:
+        standing_statistics(G_ema)
+        state_dict = {n: v.detach().cpu() for n, v in G_ema.state_dict().items()}
+    payload["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    payload["state_dict"] = state_dict
     save_payload(payload, out)
     state_path.unlink(missing_ok=True)
     return payload
+
+
+def _recipe(config: GANTrainingConfig) -> dict:
+    keys = ("batch_size", "lr_g", "lr_d", "d_steps", "aux_weight", "augment", "ema_decay", "ema_start")
+    return {key: getattr(config, key) for key in keys}
