@@ -118,13 +118,14 @@ def _real_batch(dataset: ImageSet, gen: torch.Generator, batch_size: int) -> tup
 
 def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GANTrainingConfig(),
               device: torch.device | str = "cpu", resume: bool = True, show_progress: bool = True,
-              on_sample=None, selector: torch.nn.Module | None = None) -> dict:
+              on_sample=None, selector: torch.nn.Module | None = None, state_path: str | Path | None = None) -> dict:
     """Train G and D on ``dataset``; write the EMA generator checkpoint to ``out`` and return it.
 
     ``on_sample(step, grid_images)`` is called with a (K·8, 3, 32, 32) batch of EMA samples every
     ``sample_every`` steps (the CLI saves them as PNG grids). With a ``selector`` classifier the checkpoint is
     the best-scoring EMA snapshot (:func:`snapshot_score`, every ``select_every`` steps and at the end), and
-    ``payload["selection"]`` lists every score; without one it is the last step.
+    ``payload["selection"]`` lists every score; without one it is the last step. The resumable state is kept
+    at ``state_path`` (default: ``out`` with the suffix ``.resume.pt``) and deleted when training ends.
     """
     out = Path(out)
     device = torch.device(device)
@@ -137,7 +138,8 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
     G_ema = copy.deepcopy(G).eval()
     opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=config.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=config.betas)
-    state_path = out.with_suffix(".resume.pt")
+    state_path = Path(state_path) if state_path else out.with_suffix(".resume.pt")
+    state_path.parent.mkdir(parents=True, exist_ok=True)
     start_step, elapsed, history, best = 0, 0.0, [], None
     if resume and state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=False)  # our own resume file
