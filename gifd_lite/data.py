@@ -23,14 +23,52 @@ import torch
 from .errors import GifdError
 
 __all__ = [
-    "CIFAR10_CLASSES", "CIFAR10_MEAN", "CIFAR10_STD", "ImageSet", "data_root", "cache_dir",
-    "load_cifar10", "normalize", "denormalize", "to_tensor", "victim_batch", "load_images", "subset_classes",
+    "CIFAR10_CLASSES", "CIFAR10_MEAN", "CIFAR10_STD", "ImageSet", "InputSpec", "CIFAR10_INPUT", "data_root",
+    "cache_dir", "load_cifar10", "normalize", "denormalize", "fit_to_input", "to_tensor", "victim_batch",
+    "client_batch", "load_images", "subset_classes",
 ]
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What an FL model takes as input: the image ``shape`` (C, H, W) and the per-channel ``mean`` and ``std`` that
+    map [0, 1] images into its input space, x = (x01 - mean) / std (notebook 10: your own model).
+
+    The built-in models take CIFAR-10's :data:`CIFAR10_INPUT`. The threat model carries the spec
+    (:attr:`gifd_lite.fl.ThreatModel.input`): the attacker knows the model, so it knows its preprocessing too.
+    """
+
+    shape: tuple[int, int, int] = (3, 32, 32)
+    mean: tuple[float, ...] = CIFAR10_MEAN
+    std: tuple[float, ...] = CIFAR10_STD
+
+    def __post_init__(self):
+        shape, mean, std = tuple(int(v) for v in self.shape), tuple(map(float, self.mean)), tuple(map(float, self.std))
+        if len(shape) != 3 or min(shape) < 1:
+            raise GifdError(f"an input shape is (channels, height, width), got {self.shape}")
+        if len(mean) != shape[0] or len(std) != shape[0]:
+            raise GifdError(f"give one mean and one std per channel ({shape[0]}), got {len(mean)} and {len(std)}")
+        if min(std) <= 0:
+            raise GifdError("every channel's std must be positive")
+        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+
+    def normalize(self, x01: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images → the model's input space."""
+        return normalize(x01, self)
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's input space → [0, 1] images (not clamped)."""
+        return denormalize(x, self)
+
+
+CIFAR10_INPUT = InputSpec()
 
 
 @dataclass
@@ -159,26 +197,44 @@ def to_tensor(images_uint8: np.ndarray) -> torch.Tensor:
 _STATS: dict = {}
 
 
-def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """CIFAR-10's per-channel mean and std as (1, 3, 1, 1) tensors, made once per device and dtype (an attack
-    normalises every step: building them each time is a host-to-device copy per step on a GPU)."""
-    key = (x.device, x.dtype)
+def _stats(x: torch.Tensor, spec: InputSpec | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The spec's (default CIFAR-10's) per-channel mean and std as (1, C, 1, 1) tensors, made once per device,
+    dtype and spec (an attack normalises every step: building them each time is a host-to-device copy per step
+    on a GPU)."""
+    spec = spec or CIFAR10_INPUT
+    key = (x.device, x.dtype, spec.mean, spec.std)
     if key not in _STATS:
-        _STATS[key] = (torch.tensor(CIFAR10_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1),
-                       torch.tensor(CIFAR10_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1))
+        c = len(spec.mean)
+        _STATS[key] = (torch.tensor(spec.mean, dtype=x.dtype, device=x.device).view(1, c, 1, 1),
+                       torch.tensor(spec.std, dtype=x.dtype, device=x.device).view(1, c, 1, 1))
     return _STATS[key]
 
 
-def normalize(x01: torch.Tensor) -> torch.Tensor:
-    """[0, 1] images → the FL model's input space, (x - mean) / std with CIFAR-10 statistics."""
-    mean, std = _stats(x01)
+def normalize(x01: torch.Tensor, spec: InputSpec | None = None) -> torch.Tensor:
+    """[0, 1] images → the FL model's input space, (x - mean) / std with the spec's statistics (default
+    CIFAR-10's)."""
+    mean, std = _stats(x01, spec)
     return (x01 - mean) / std
 
 
-def denormalize(x: torch.Tensor) -> torch.Tensor:
+def denormalize(x: torch.Tensor, spec: InputSpec | None = None) -> torch.Tensor:
     """The model's input space → [0, 1] images (not clamped: attacks clamp where they need to)."""
-    mean, std = _stats(x)
+    mean, std = _stats(x, spec)
     return x * std + mean
+
+
+def fit_to_input(images01: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    """RGB images in [0, 1] resized (bilinear, antialiased) to the spec's height and width, and turned grey
+    (the channel mean) for a one-channel model: how a client feeds CIFAR-10 to a model of another input size."""
+    c, h, w = spec.shape
+    x = images01
+    if x.shape[1] != c:
+        if c != 1:
+            raise GifdError(f"cannot turn {x.shape[1]}-channel images into {c} channels (only into 1, grey)")
+        x = x.mean(1, keepdim=True)
+    if tuple(x.shape[2:]) != (h, w):
+        x = torch.nn.functional.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+    return x.clamp(0, 1)
 
 
 def victim_batch(dataset: ImageSet, index: int, batch_size: int = 1, distinct_labels: bool = True):
@@ -205,6 +261,20 @@ def victim_batch(dataset: ImageSet, index: int, batch_size: int = 1, distinct_la
         seen.add(label)
         if len(chosen) == batch_size:
             break
+    x, y = dataset.tensors(chosen)
+    return x, y, chosen
+
+
+def client_batch(dataset: ImageSet, indices, batch_size: int, seed=0):
+    """A client's minibatch: ``batch_size`` images drawn at random (seeded by an int or a sequence of ints,
+    without replacement) from ``indices`` (the client's shard; all of ``dataset`` when None). Labels come as they are drawn, so a batch can
+    hold a class several times (notebook 10), unlike :func:`victim_batch`'s distinct labels.
+    Returns ``(images in [0,1], labels, indices)``.
+    """
+    pool = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
+    if not 1 <= batch_size <= len(pool):
+        raise GifdError(f"batch size {batch_size} does not fit a shard of {len(pool)} images")
+    chosen = np.sort(np.random.default_rng(seed).choice(pool, size=batch_size, replace=False)).tolist()
     x, y = dataset.tensors(chosen)
     return x, y, chosen
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .data import InputSpec
 from .errors import GifdError
 
 __all__ = ["ThreatModel", "ClientUpdate", "fedsgd_gradients", "fedavg_update", "apply_defense", "DEFENSES",
@@ -57,6 +58,7 @@ class ThreatModel:
     defense_param: float = 0.0
     adaptive: bool = False              # the attacker mirrors the known defense on its own dummy gradients
     notes: list[str] = field(default_factory=list)
+    input: InputSpec = field(default_factory=InputSpec)   # the model's input shape and normalisation
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -89,7 +89,7 @@ def _gradient_probe(G, model, update, labels, threat_model, samples, seed) -> tu
             for z in zs:
                 with torch.no_grad():
                     x = to_unit(G(z, code)).clamp(0, 1)
-                grads = target.dummy_update(model, normalize(x), labels, create_graph=False)
+                grads = target.dummy_update(model, target.input.normalize(x), labels, create_graph=False)
                 losses.append(float(target.cosine(grads)))
             row.append(sum(losses) / len(losses))
         scores.append(row)

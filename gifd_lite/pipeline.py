@@ -19,7 +19,6 @@ from .attacks import Reconstruction, dlg, inverting_gradients
 from .attacks.gan_latent import ggl, gias
 from .attacks.gifd import gifd
 from .config import Preset
-from .data import normalize
 from .errors import GifdError
 from .fl import ClientUpdate, ThreatModel, client_update
 from .labels import infer_labels, label_accuracy
@@ -29,19 +28,23 @@ __all__ = ["METHODS", "GENERATIVE_METHODS", "observe", "run_attack", "attack_cop
 
 METHODS = ("dlg", "idlg", "ig", "ggl", "gias", "gifd")
 GENERATIVE_METHODS = ("ggl", "gias", "gifd")
+PRIOR_SHAPE = (3, 32, 32)          # what the shipped GAN priors draw: the generator attacks need a model taking it
 
 
 def observe(model: nn.Module, images01: torch.Tensor, labels: torch.Tensor, threat_model: ThreatModel,
             seed: int = 0) -> ClientUpdate:
-    """The update the server receives from a client holding ``images01`` (in [0, 1]) and ``labels``."""
+    """The update the server receives from a client holding ``images01`` (in [0, 1]) and ``labels``; the images
+    have the threat model's input shape and are normalised with its statistics (``threat_model.input``)."""
     device = next(model.parameters()).device
     num_classes = _num_classes(model)
     if labels.min() < 0 or labels.max() >= num_classes:
         raise GifdError(f"label {int(labels.max())} is out of range for a {num_classes}-class model (0..{num_classes - 1})")
-    if images01.shape[1:] != (3, 32, 32):
-        raise GifdError(f"images must be 3×32×32, got {tuple(images01.shape[1:])}")
+    spec = threat_model.input
+    if tuple(images01.shape[1:]) != spec.shape:
+        raise GifdError(f"images must be {'×'.join(map(str, spec.shape))} (the threat model's input shape), "
+                        f"got {'×'.join(map(str, images01.shape[1:]))}")
     gen = torch.Generator().manual_seed(seed + 104729)
-    return client_update(model, normalize(images01.to(device)), labels.to(device), threat_model, gen)
+    return client_update(model, spec.normalize(images01.to(device)), labels.to(device), threat_model, gen)
 
 
 def _num_classes(model: nn.Module) -> int:
@@ -62,13 +65,16 @@ def run_attack(method: str, model: nn.Module, update: ClientUpdate, preset: Pres
     if method in GENERATIVE_METHODS and generator is None:
         raise GifdError(f"method {method!r} needs a GAN prior (load one with gifd_lite.gan.load_generator)")
     tm = update.threat_model
+    if method in GENERATIVE_METHODS and tm.input.shape != PRIOR_SHAPE:
+        raise GifdError(f"{method} searches the GAN prior's 3×32×32 RGB images, but this model takes "
+                        f"{'×'.join(map(str, tm.input.shape))} inputs: use ig, dlg or idlg (pixel attacks)")
     device = next(model.parameters()).device
     if method == "dlg":
         tm.labels = "joint"
         labels = None
     elif labels is None:
         tm.labels = "inferred"
-        labels = infer_labels(model, update.tensors, batch_size)
+        labels = infer_labels(model, update.tensors, batch_size, tm)
     else:
         tm.labels = "given"
     if labels is not None:

@@ -51,3 +51,27 @@ def test_gradient_of_another_model_is_rejected():
     grads = fl.fedsgd_gradients(a, torch.randn(1, 3, 32, 32), torch.tensor([0]))
     with pytest.raises(Exception, match="different model"):
         labels.infer_labels(b, grads, 1)
+
+
+def test_label_counts_of_client_batches_with_repeated_labels(cifar_test):
+    """Random client batches of 8 repeat labels; the counts solved from the bias update are exact on the untrained
+    ConvNet (docs/results/label_counts.json measures 100 batches per model)."""
+    model = models.build_model("convnet", seed=0).eval()
+    exact, repeated = 0, 0
+    for trial in range(10):
+        x, y, _ = data.client_batch(cifar_test, None, 8, seed=trial)
+        grads = fl.fedsgd_gradients(model, data.normalize(x), y)
+        truth = labels.counts_of(y, 10)
+        repeated += int(truth.max() > 1)
+        exact += int(torch.equal(labels.infer_label_counts(model, grads, 8), truth))
+    assert repeated >= 5 and exact >= 9, (repeated, exact)
+
+
+def test_one_class_eight_times_and_a_fedavg_update_are_counted(cifar_test):
+    model = models.build_model("convnet", seed=0).eval()
+    x, y, _ = data.victim_batch(cifar_test, 3000, 8, distinct_labels=False)        # eight cats
+    assert labels.infer_labels(model, fl.fedsgd_gradients(model, data.normalize(x), y), 8).tolist() == [3] * 8
+    x, y, _ = data.client_batch(cifar_test, None, 8, seed=3)
+    tm = fl.ThreatModel("convnet", update="fedavg", fedavg_steps=3, fedavg_lr=0.05, batch_size=8)
+    update = fl.client_update(model, data.normalize(x), y, tm)
+    assert torch.equal(labels.infer_label_counts(model, update.tensors, 8, tm), labels.counts_of(y, 10))

@@ -71,8 +71,10 @@ class GradientTarget:
 
     def __init__(self, model: nn.Module, tensors: list[torch.Tensor], threat_model=None, holdout: float = 0.0,
                  split_seed: int = 0):
+        from ..data import CIFAR10_INPUT
         from ..fl import attacker_mirror
 
+        self.input = threat_model.input if threat_model is not None else CIFAR10_INPUT   # how x01 enters the model
         self.params = [p for p in model.parameters() if p.requires_grad]
         if len(tensors) != len(self.params) or any(t.shape != p.shape for t, p in zip(tensors, self.params)):
             raise GifdError("the observed update does not fit this model (different layers or shapes): "

@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from ..config import DLGConfig
-from ..data import denormalize
 from ..fl import ThreatModel
 from ..runtime import progress
 from .core import GradientTarget, Reconstruction, Tracker, run_restarts, snapshot_steps
@@ -28,12 +27,13 @@ LINE_SEARCH = "strong_wolfe"
 
 def dlg(model: nn.Module, update: list[torch.Tensor], threat_model: ThreatModel, config: DLGConfig,
         labels: torch.Tensor | None = None, batch_size: int = 1, num_classes: int = 10,
-        image_shape: tuple[int, int, int] = (3, 32, 32), seed: int = 0) -> Reconstruction:
+        image_shape: tuple[int, int, int] | None = None, seed: int = 0) -> Reconstruction:
     """Invert ``update`` with L-BFGS on the L2 gradient distance.
 
     With ``labels=None`` the labels are optimised jointly (DLG); with labels given or inferred the image is
     the only unknown (iDLG). Restarts run from new random starts until one reaches a distance below
-    ``config.good_enough`` · ||g||² (relative to the observed gradient's size).
+    ``config.good_enough`` · ||g||² (relative to the observed gradient's size). Images have the threat model's
+    input shape (``threat_model.input``) unless ``image_shape`` is given.
     """
     device = next(model.parameters()).device
     target = GradientTarget(model, update, threat_model)
@@ -41,10 +41,10 @@ def dlg(model: nn.Module, update: list[torch.Tensor], threat_model: ThreatModel,
     # L-BFGS reads every loss on the host (its line search is host logic), so DLG cannot avoid host reads
     oracle = MatchingOracle(model, target, labels, distance="l2", inputs="model", compile=config.compile,
                             calls=config.iterations * config.inner_steps * config.restarts, soft_labels=joint)
-    shape = (batch_size, *image_shape)
+    shape = (batch_size, *(image_shape or target.input.shape))
 
     def to_image(x: torch.Tensor) -> torch.Tensor:
-        return denormalize(x).clamp(0, 1)
+        return target.input.denormalize(x).clamp(0, 1)
 
     def run_one(trial: int, tracker: Tracker) -> None:
         gen = torch.Generator().manual_seed(seed * 7919 + trial)

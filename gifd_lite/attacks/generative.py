@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data import normalize
 from ..gan.generator import Generator, to_unit
 from ..runtime import progress
 from .core import CHECK_EVERY, GradientTarget
@@ -79,7 +78,7 @@ def matching_loss(model, target: GradientTarget, images01: torch.Tensor, labels:
 def matching_losses(model, target: GradientTarget, images01: torch.Tensor, labels: torch.Tensor,
                     create_graph: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(fitting, held-out) cosine distances from one dummy gradient (held-out None without a split)."""
-    grads = target.dummy_update(model, normalize(images01), labels, create_graph=create_graph)
+    grads = target.dummy_update(model, target.input.normalize(images01), labels, create_graph=create_graph)
     return target.cosine_split(grads)
 
 

@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from ..config import IGConfig
-from ..data import denormalize, normalize
 from ..errors import GifdError
 from ..fl import ThreatModel
 from ..runtime import progress
@@ -28,8 +27,9 @@ __all__ = ["inverting_gradients"]
 
 def inverting_gradients(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor,
                         threat_model: ThreatModel, config: IGConfig,
-                        image_shape: tuple[int, int, int] = (3, 32, 32), seed: int = 0) -> Reconstruction:
-    """Invert ``update`` for images with the given (or inferred) ``labels``."""
+                        image_shape: tuple[int, int, int] | None = None, seed: int = 0) -> Reconstruction:
+    """Invert ``update`` for images with the given (or inferred) ``labels``, of the threat model's input shape
+    (``threat_model.input``, CIFAR-10's 3×32×32 for the built-in models) unless ``image_shape`` says otherwise."""
     if config.distance not in ("cosine", "l2"):
         raise GifdError(f"unknown gradient distance {config.distance!r}: use cosine or l2")
     device = next(model.parameters()).device
@@ -37,14 +37,15 @@ def inverting_gradients(model: nn.Module, update: list[torch.Tensor], labels: to
     labels = labels.to(device)
     oracle = MatchingOracle(model, target, labels, distance=config.distance, tv_weight=config.tv_weight,
                             inputs="model", compile=config.compile, calls=config.iterations * config.restarts)
-    shape = (len(labels), *image_shape)
-    lower = normalize(torch.zeros(1, 3, 1, 1, device=device))
-    upper = normalize(torch.ones(1, 3, 1, 1, device=device))
+    spec = target.input
+    shape = (len(labels), *(image_shape or spec.shape))
+    lower = spec.normalize(torch.zeros(1, shape[1], 1, 1, device=device))
+    upper = spec.normalize(torch.ones(1, shape[1], 1, 1, device=device))
     n = config.iterations
     milestones = [int(n * f) for f in (3 / 8, 5 / 8, 7 / 8)]
 
     def to_image(x: torch.Tensor) -> torch.Tensor:
-        return denormalize(x).clamp(0, 1)
+        return spec.denormalize(x).clamp(0, 1)
 
     def run_one(trial: int, tracker: Tracker) -> None:
         gen = torch.Generator().manual_seed(seed * 7919 + trial)

@@ -31,7 +31,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import normalize
 from ..errors import GifdError
 from .core import GradientTarget, _cross_entropy, total_variation
 
@@ -73,7 +72,8 @@ class MatchingOracle:
     """``oracle(x) -> (grad_x, loss, held)``: the matching loss of ``x`` (detached), its held-out loss (with a
     held-out split, else None) and ∂(loss + λ_TV TV)/∂x; see the module docstring.
 
-    ``inputs="unit"``: x is an image in [0, 1], normalised for the FL model inside (generator attacks);
+    ``inputs="unit"``: x is an image in [0, 1], normalised for the FL model inside with the threat model's input
+    spec (generator attacks);
     ``"model"``: x is already in the model's input space (IG, DLG). ``distance`` is ``cosine`` or ``l2``.
     With ``soft_labels`` the oracle also differentiates with respect to y (DLG's label search):
     ``oracle(x, y) -> ((grad_x, grad_y), loss, held)``.
@@ -126,7 +126,7 @@ class MatchingOracle:
             weights = {n: p.contiguous(memory_format=memory_format) if p.dim() == 4 else p for n, p in params.items()}
 
             def objective(x, y):
-                model_x = (normalize(x) if inputs == "unit" else x).contiguous(memory_format=memory_format)
+                model_x = (target.input.normalize(x) if inputs == "unit" else x).contiguous(memory_format=memory_format)
                 grads = dummy_update(model_x, y, weights)
                 if distance == "l2":
                     fit, held = target.l2(grads), None
@@ -138,7 +138,7 @@ class MatchingOracle:
             return grad_and_value(objective, argnums=(0, 1) if soft_labels else 0, has_aux=True)
 
         def distance_only(x):
-            model_x = normalize(x) if inputs == "unit" else x
+            model_x = target.input.normalize(x) if inputs == "unit" else x
             grads = dummy_update(model_x, self.labels, params)
             return target.l2(grads) if distance == "l2" else target.cosine_split(grads)[0]
 
