@@ -33,7 +33,7 @@ from torch import nn
 
 from .errors import GifdError
 
-__all__ = ["last_layer_signal", "idlg_label", "infer_label_counts", "infer_labels", "label_accuracy",
+__all__ = ["last_layer_signal", "idlg_label", "infer_label_counts", "infer_labels", "llg_labels", "label_accuracy",
            "counts_of", "REFIT_ROUNDS"]
 
 REFIT_ROUNDS = 3        # refits of the mean prediction to the classes the counts leave out
@@ -132,12 +132,17 @@ def infer_labels(model: nn.Module, grads: list[torch.Tensor], batch_size: int, t
     if _last_linear(model).bias is not None:
         counts = infer_label_counts(model, grads, batch_size, threat_model)
         return torch.repeat_interleave(torch.arange(len(counts)), counts)
-    g = last_layer_signal(model, grads).double()
+    return llg_labels(last_layer_signal(model, grads), batch_size)
+
+
+def llg_labels(signal: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """LLG-style picking from the last-layer signal (module docstring), sorted: the rule without a bias, and the
+    baseline the counting is measured against (tools/measure_label_counts.py)."""
+    g = signal.double().clone()
     negative = torch.nonzero(g < 0).flatten()
     negative = negative[torch.argsort(g[negative])][:batch_size]
     impression = g[g < 0].sum() / batch_size if len(negative) else g.min()
     labels = negative.tolist()
-    g = g.clone()
     g[negative] -= impression
     while len(labels) < batch_size:
         c = int(torch.argmin(g))
