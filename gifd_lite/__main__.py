@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "enough to earn the ~1-2 min compile back; off runs the same code eagerly")
     a.add_argument("--device", default="auto")
     a.add_argument("--out", default="runs/attack", help="folder for metrics.json and reconstruction.png")
+    a.add_argument("--from-update", metavar="PATH",
+                   help="attack a client update a curious Flower server recorded (gifd_lite.federation): the model, "
+                        "its weights, the protocol and the batch size come from the record")
 
     i = sub.add_parser("info", help="versions, device, data and checkpoint status")
     i.add_argument("--device", default="auto")
@@ -174,7 +177,9 @@ def cmd_attack(args) -> dict:
 
     scenario = get_scenario(args.scenario)
     num_classes = len(scenario.task_classes)
-    if (args.image is None) == (args.index is None):
+    if args.from_update is not None:
+        _check_recorded_args(args)
+    elif (args.image is None) == (args.index is None):
         raise UsageError("give either --index N (a dataset image) or --image PATH --label K")
     if args.index is not None and args.label:
         raise UsageError("--label goes with --image; a dataset image (--index) has its own label")
@@ -195,6 +200,8 @@ def cmd_attack(args) -> dict:
     preset = preset.override(gifd=replace(preset.gifd, select=args.select)).with_compile(args.compile)
 
     seed_everything(args.seed)
+    if args.from_update is not None:
+        return _attack_recorded(args, preset)
     if args.image is not None:
         labels = args.label or []
         if len(labels) != len(args.image):
@@ -240,6 +247,61 @@ def cmd_attack(args) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_comparison(x, rec.images[record["order"]], out / "reconstruction.png")
+    (out / "metrics.json").write_text(json.dumps(record, indent=2))
+    return record
+
+
+def _check_recorded_args(args) -> None:
+    """With --from-update the record says what the client held and ran: options that would say it too clash."""
+    clashes = [("--index", args.index is not None), ("--image", bool(args.image)), ("--label", bool(args.label)),
+               ("--model", args.model != "lenet"), ("--batch-size", args.batch_size != 1),
+               ("--fedavg-steps", args.fedavg_steps != 0), ("--bn-mode", args.bn_mode != "eval"),
+               ("--defense", args.defense != "none"), ("--scenario", args.scenario != "in-distribution")]
+    given = [flag for flag, clash in clashes if clash]
+    if given:
+        raise UsageError(f"{given[0]} cannot go with --from-update: the record gives the model, the protocol and "
+                         "the batch")
+
+
+def _attack_recorded(args, preset) -> dict:
+    """``attack --from-update PATH``: the attack on a recorded client update (gifd_lite.federation)."""
+    from . import pipeline
+    from .federation import attack_update, load_update
+    from .federation.records import score_recorded
+    from .runtime import resolve_device
+    from .scenarios import get_scenario
+    from .viz import grid, save_comparison
+
+    device = resolve_device(args.device)
+    recorded = load_update(args.from_update, device=device)
+    truth = recorded.truth()
+    labels = None
+    if args.labels_known:
+        if truth is None:
+            raise GifdError("--labels-known needs the client's own log (client_side/ beside the record)")
+        labels = truth[1]
+    generator, mapping = None, None
+    if args.method in pipeline.GENERATIVE_METHODS:
+        from .gan import load_generator
+
+        generator = load_generator(args.prior or "cifar10", device=device)
+        mapping = _label_mapping(args.label_mapping, get_scenario("in-distribution"), generator, recorded.model,
+                                 recorded.update, device)
+    elif args.label_mapping != "none":
+        raise UsageError(f"--label-mapping is for the GAN-prior attacks (ggl, gias, gifd), not {args.method}")
+    rec = attack_update(recorded, args.method, preset, seed=args.seed, labels=labels, generator=generator,
+                        label_mapping=mapping)
+    record = score_recorded(rec, recorded)
+    record.update(preset=preset.name, device=str(device), seed=args.seed, batch_size=recorded.batch_size,
+                  prior=(args.prior or "cifar10") if generator is not None else None)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if truth is not None:
+        save_comparison(truth[0], rec.images[record["order"]], out / "reconstruction.png")
+    else:
+        from torchvision.utils import save_image
+
+        save_image(grid(rec.images), out / "reconstruction.png")
     (out / "metrics.json").write_text(json.dumps(record, indent=2))
     return record
 
