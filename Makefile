@@ -1,5 +1,5 @@
 # make course [PRESET=smoke|laptop|paper]  -- set up .venv, execute the notebooks into runs/<preset>/
-# make test                                -- set up .venv (with dev extras), run the test suite
+# make test                                -- set up .venv (with the dev and federation extras), run the tests
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,7 +9,7 @@ PRESET ?= laptop
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,federation]'
 	$(MAKE) lpips-offline
 	touch $@
 
