@@ -19,7 +19,8 @@ import torch
 from . import __version__
 from .errors import GifdError
 
-__all__ = ["RunSpec", "Context", "run_spec", "apply_overrides", "sweep", "read_records"]
+__all__ = ["RunSpec", "Context", "run_spec", "apply_overrides", "sweep", "read_records", "is_current",
+           "current_records"]
 
 
 @dataclass
@@ -209,6 +210,29 @@ def read_records(path: str | Path) -> list[dict]:
     return records
 
 
+def is_current(record: dict, _hashes: dict | None = None) -> bool:
+    """Whether a record still stands for its spec: made by this protocol and with the checkpoints shipped now
+    (retraining a prior makes every record made with the old one stale, as a protocol change does)."""
+    if RunSpec.of(record).protocol != RunSpec.protocol:
+        return False
+    hashes = {} if _hashes is None else _hashes
+    for name, digest in record.get("checkpoints", {}).items():
+        if name not in hashes:
+            try:
+                hashes[name] = _checkpoint_hash(name)
+            except (OSError, GifdError):
+                hashes[name] = None
+        if hashes[name] != digest:
+            return False
+    return True
+
+
+def current_records(path: str | Path) -> dict[str, dict]:
+    """Spec key → the last current record (:func:`is_current`) in a results file."""
+    hashes: dict = {}
+    return {RunSpec.of(r).key(): r for r in read_records(path) if is_current(r, hashes)}
+
+
 def sweep(specs: list[RunSpec], out: str | Path, context: Context | None = None, keep_images: bool = False,
           on_record=None) -> list[dict]:
     """Run every spec not already in ``out`` (JSON lines), appending each record as soon as it is done."""
@@ -216,7 +240,7 @@ def sweep(specs: list[RunSpec], out: str | Path, context: Context | None = None,
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = {RunSpec.of(r).key(): r for r in read_records(out)}
+    done = current_records(out)
     todo = [s for s in specs if s.key() not in done]
     context = context or Context()
     if out.exists() and out.stat().st_size and not out.read_bytes().endswith(b"\n"):

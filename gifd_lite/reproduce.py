@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .config import get_preset
 from .errors import GifdError
-from .experiments import RunSpec, read_records, run_spec
+from .experiments import RunSpec, current_records, run_spec
 
 __all__ = ["TABLES", "table_specs", "run_table", "recorded", "summarise", "paired_differences", "write_table",
            "plot_table", "mean_ci", "display_cell"]
@@ -171,7 +171,7 @@ def run_table(specs: list[RunSpec], out: str | Path, backend: str = "local", sch
         raise GifdError("the dask backend needs the distributed extra: pip install 'gifd_lite[distributed]'") from None
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = {RunSpec.of(r).key(): r for r in read_records(out)}
+    done = current_records(out)
     todo = [s for s in specs if s.key() not in done]
     cluster = None
     if scheduler:
@@ -198,7 +198,7 @@ def run_table(specs: list[RunSpec], out: str | Path, backend: str = "local", sch
 def recorded(specs: list[RunSpec], out: str | Path) -> list[dict]:
     """The records in ``out`` of the runs in ``specs``, in the table's order, without running anything (a
     partial table, or a table rendered again after a change to the report)."""
-    done = {RunSpec.of(r).key(): r for r in read_records(out)}
+    done = current_records(out)
     return [done[s.key()] for s in specs if s.key() in done]
 
 

@@ -103,3 +103,21 @@ def test_a_record_of_the_earlier_protocol_never_stands_in_for_a_new_run():
         experiments.run_spec(spec)
     with pytest.raises(GifdError, match="RunSpec.select"):
         experiments.run_spec(experiments.RunSpec("gifd", overrides={"gifd": {"select": "holdout"}}))
+
+
+def test_a_record_made_with_another_checkpoint_is_stale(tmp_path, monkeypatch):
+    """Retraining a prior (a new sha256 in data/MANIFEST) makes its old records stale: sweeps redo them."""
+    from gifd_lite import experiments
+    from gifd_lite.experiments import RunSpec, current_records, is_current
+
+    spec = RunSpec("gifd", index=5)
+    hashes = {"cifar10": "aaa"}
+    monkeypatch.setattr(experiments, "_checkpoint_hash", lambda name: hashes[name])
+    record = {"spec": {**spec.__dict__}, "checkpoints": {"cifar10": "aaa"}, "psnr": 20.0}
+    assert is_current(record)
+    path = tmp_path / "runs.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    assert list(current_records(path)) == [spec.key()]
+    hashes["cifar10"] = "bbb"                        # the prior was retrained
+    assert not is_current(record) and current_records(path) == {}
+    assert is_current({"spec": {**RunSpec("ig").__dict__}, "checkpoints": {}})

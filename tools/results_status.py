@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gifd_lite import reproduce  # noqa: E402
-from gifd_lite.experiments import RunSpec, read_records  # noqa: E402
+from gifd_lite.experiments import is_current, read_records  # noqa: E402
 
 WHAT = {
     "main": "IG, GGL, GIAS, GIFD at one compute budget",
@@ -38,11 +38,11 @@ def status_row(table: str, directory: Path, preset: str, images: int, model: str
     counts = [per_cell[c] for c in cells]
     low, high = min(counts), max(counts)
     images_text = str(low) if low == high else f"{low}–{high}"
-    earlier = sum(1 for r in read_records(directory / f"{table}.jsonl") if RunSpec.of(r).protocol != RunSpec.protocol)
+    earlier = sum(1 for r in read_records(directory / f"{table}.jsonl") if not is_current(r))
     if len(records) == len(specs):
         status = "complete"
     elif earlier:
-        status = (f"**stale**: its .md shows {earlier} runs of the earlier protocol; "
+        status = (f"**stale**: its .md shows {earlier} runs of an earlier protocol or prior; "
                   f"{sum(1 for c in counts if c)} of {len(cells)} cells redone")
     else:
         status = f"partial ({sum(1 for c in counts if c)} of {len(cells)} cells started)"
