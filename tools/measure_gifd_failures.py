@@ -1,0 +1,120 @@
+"""GIFD's failures on ResNet-18 (issue 15): how often each attack stays below 25 dB, and what cuts GIFD's.
+
+    GIFD_DATA=../shared/data GIFD_THREADS=1 .venv/bin/python tools/measure_gifd_failures.py \
+        [--run holdout restarts4 gias] [--images 10] [--workers 2]
+
+The committed ResNet-18 comparison (`docs/results/runs/gifd_main.jsonl`: laptop preset, untrained model in eval
+mode, batch 1, labels inferred, test images 5, 1005, …, 9005) gives every attack's share of runs below 25 dB.
+Each variant is then GIFD on the same images, paired against GIAS run with the same prior:
+
+- ``default``: GIFD as it is now (``select=auto``; with the prior shipped now),
+- ``holdout``: restarts and stages chosen on the held-out part of the update (``select=holdout``),
+- ``restarts4``: four restarts of half the iterations each, the same compute as two restarts,
+- ``gias``: GIAS with the prior shipped now, the paired baseline.
+
+Records go to docs/results/runs/gifd_failures.jsonl (resumable; a record made with another prior is stale and
+is run again), the report to docs/results/gifd_failures.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gifd_lite.experiments import RunSpec, current_records, read_records  # noqa: E402
+from gifd_lite.reproduce import mean_ci, run_table  # noqa: E402
+
+RESULTS = ROOT / "docs" / "results"
+COMMITTED = RESULTS / "runs" / "gifd_main.jsonl"
+RECORDS = RESULTS / "runs" / "gifd_failures.jsonl"
+REPORT = RESULTS / "gifd_failures.md"
+FAIL_DB = 25.0
+VARIANTS = {
+    "default": dict(method="gifd"),
+    "holdout": dict(method="gifd", select="holdout"),
+    "restarts4": dict(method="gifd", overrides={"gifd": {"restarts": 4, "iterations": [60, 60, 60, 60, 60]}}),
+    "gias": dict(method="gias"),
+}
+
+
+def specs(variant: str, images: int) -> list[RunSpec]:
+    return [RunSpec(index=5 + 1000 * k, model="resnet18", preset="laptop", tag=f"failures | {variant}",
+                    **VARIANTS[variant]) for k in range(images)]
+
+
+def _by_index(records: list[dict]) -> dict[int, float]:
+    return {RunSpec.of(r).index: r["psnr"] for r in records}
+
+
+def committed_shares() -> tuple[list[str], list[str]]:
+    """Share of runs below 25 dB for every attack of the committed comparison."""
+    lines = ["## The committed comparison (`runs/gifd_main.jsonl`)", "",
+             "Made with the prior shipped before issue 17; its GIFD chose the lowest-loss stage, which is what "
+             "`select=auto` still does on a clean single-image update.", "",
+             f"| attack | runs | below {FAIL_DB:.0f} dB | images below |", "|---|---|---|---|"]
+    quote = []
+    for method in ("ig", "ggl", "gias", "gifd"):
+        psnr = _by_index([r for r in read_records(COMMITTED) if RunSpec.of(r).method == method
+                          and RunSpec.of(r).tag == method])
+        if not psnr:
+            continue
+        low = sorted(i for i, v in psnr.items() if v < FAIL_DB)
+        lines.append(f"| {method} | {len(psnr)} | {len(low)} | {', '.join(map(str, low)) or '—'} |")
+        quote += [f"committed {method} below: {len(low)}", f"committed {method} runs: {len(psnr)}"]
+    return lines + [""], quote
+
+
+def variant_section(images: int) -> tuple[list[str], list[str]]:
+    done = current_records(RECORDS)
+    results = {v: _by_index([done[s.key()] for s in specs(v, images) if s.key() in done]) for v in VARIANTS}
+    if not any(results.values()):
+        return ["## Variants", "", "Not run yet with the prior shipped now (`--run ...`).", ""], []
+    lines = ["## Variants, with the prior shipped now", "",
+             f"| variant | runs | PSNR (dB) | below {FAIL_DB:.0f} dB | − GIAS, paired (dB) | higher than GIAS on |",
+             "|---|---|---|---|---|---|"]
+    quote = []
+    gias = results["gias"]
+    for variant, psnr in results.items():
+        if not psnr:
+            continue
+        m, h = mean_ci(list(psnr.values()))
+        low = sum(v < FAIL_DB for v in psnr.values())
+        paired = [psnr[i] - gias[i] for i in psnr if i in gias] if variant != "gias" else []
+        if paired:
+            d, dh = mean_ci(paired)
+            versus = f"{d:+.2f} ± {dh:.2f} | {sum(x > 0 for x in paired)} of {len(paired)}"
+            quote += [f"{variant} - gias: {d:.6f}", f"{variant} - gias ci: {dh:.6f}"]
+        else:
+            versus = "| "
+        lines.append(f"| {variant} | {len(psnr)} | {m:.2f} ± {h:.2f} | {low} | {versus} |")
+        quote += [f"{variant} psnr: {m:.6f}", f"{variant} below: {low}", f"{variant} runs: {len(psnr)}"]
+    return lines + [""], quote
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", nargs="*", default=[], choices=list(VARIANTS))
+    parser.add_argument("--images", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    for variant in args.run:
+        run_table(specs(variant, args.images), RECORDS, backend="dask", workers=args.workers,
+                  on_record=lambda r: print(r["spec"]["tag"], r["spec"]["index"], round(r["psnr"], 2), flush=True))
+    committed, quote_a = committed_shares()
+    variants, quote_b = variant_section(args.images)
+    lines = ["# GIFD's failures on ResNet-18", "",
+             "Regenerate: `GIFD_DATA=../shared/data GIFD_THREADS=1 .venv/bin/python tools/measure_gifd_failures.py "
+             "--run default holdout restarts4 gias` (resumable).", "",
+             f"A run *fails* here when it ends below {FAIL_DB:.0f} dB PSNR. Laptop preset, ResNet-18 untrained in eval "
+             "mode, batch 1, labels inferred, test images 5, 1005, …; paired differences are on the same images.", "",
+             *committed, *variants, "```quote", *quote_a, *quote_b, "```", ""]
+    REPORT.write_text("\n".join(lines) + "\n")
+    print(REPORT.read_text())
+
+
+if __name__ == "__main__":
+    main()
