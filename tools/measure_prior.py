@@ -3,7 +3,9 @@
     GIFD_DATA=../shared/data .venv/bin/python tools/measure_prior.py
 
 Class fidelity (1,000 samples, 100 per class, no truncation) by the shipped classifier, diversity, and the
-oracle reconstruction headroom (latent only vs 8×8 features) on 10 CIFAR-10 test images.
+oracle reconstruction headroom (latent only vs 8×8 features) on 10 CIFAR-10 test images. The numbers of the
+prior shipped before issue 17 (shared class embedding, projection discriminator only) stay beside them, from
+``prior_metrics_shared.json``.
 """
 
 from __future__ import annotations
@@ -31,16 +33,25 @@ def main():
         lines.append(f"| {name} | {len(e['classes'])} | {e['steps']} | {e['wall_seconds'] / 60:.0f} | `{e['command']}` |")
     lines += ["", f"Classifier (judge) CIFAR-10 test accuracy: **{m['classifier_accuracy']:.1%}** (10,000 test images).",
               "", "## Class fidelity of the 10-class prior (100 samples per class, no truncation)", "",
-              "| class | labelled as its class |", "|---|---|"]
-    lines += [f"| {c} | {v:.0%} |" for c, v in m["fidelity_per_class"].items()]
-    lines += [f"| **mean** | **{m['fidelity']:.1%}** |", "",
+              "| class | labelled as its class | before issue 17 |", "|---|---|---|"]
+    old = json.loads((ROOT / "docs" / "results" / "prior_metrics_shared.json").read_text())
+    lines += [f"| {c} | {v:.0%} | {old['fidelity_per_class'].get(c, float('nan')):.0%} |"
+              for c, v in m["fidelity_per_class"].items()]
+    lines += [f"| **mean** | **{m['fidelity']:.1%}** | {old['fidelity']:.1%} |", "",
               f"## Diversity (mean pairwise {m['diversity_metric']} within a class, 16 per class)", "",
-              "| generated | collapsed (one z repeated) | real test images |", "|---|---|---|",
-              f"| {m['diversity']['generated']:.3f} | {m['diversity']['collapsed']:.3f} | {m['diversity'].get('real', float('nan')):.3f} |",
+              "| prior | generated | collapsed (one z repeated) | real test images |", "|---|---|---|---|",
+              f"| now | {m['diversity']['generated']:.3f} | {m['diversity']['collapsed']:.3f} | "
+              f"{m['diversity'].get('real', float('nan')):.3f} |",
+              f"| before issue 17 ({old['diversity_metric']}) | {old['diversity']['generated']:.3f} | "
+              f"{old['diversity']['collapsed']:.3f} | {old['diversity'].get('real', float('nan')):.3f} |",
               "", "## Reconstruction headroom (oracle pixel loss, 10 test images spread over the classes)", "",
-              "| searched | mean PSNR (dB) |", "|---|---|",
-              f"| latent only | {m['headroom_latent_psnr']:.2f} |", f"| 8×8 features (stage 2) | {m['headroom_stage2_psnr']:.2f} |",
-              "", f"Notebook wall time: {m['_wall_seconds']} s."]
+              "| searched | mean PSNR (dB) | before issue 17 |", "|---|---|---|",
+              f"| latent only | {m['headroom_latent_psnr']:.2f} | {old['headroom_latent_psnr']:.2f} |",
+              f"| 8×8 features (stage 2) | {m['headroom_stage2_psnr']:.2f} | {old['headroom_stage2_psnr']:.2f} |",
+              "", f"Notebook wall time: {m['_wall_seconds']} s.", "",
+              "Before issue 17: the prior of `python -m gifd_lite train-gan --dataset cifar10 --steps 8000 --seed 0` "
+              "with the shared class embedding and a projection discriminator only (60 min on this CPU); its "
+              "numbers are `prior_metrics_shared.json`."]
     out = ROOT / "docs" / "results"
     (out / "prior.md").write_text("\n".join(lines) + "\n")
     (out / "prior_metrics.json").write_text(json.dumps(m, indent=2))
