@@ -205,10 +205,12 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
             print(f"step {done}: " + ", ".join(f"{key} {value:.3f}" for key, value in history[-1].items()
                                                if key != "step"), flush=True)
         if done % config.checkpoint_every == 0 and done < config.steps:
+            tmp = state_path.with_suffix(".tmp")           # written whole, then renamed: a kill never corrupts it
             torch.save({"G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
                         "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "gen": gen.get_state(),
                         "torch_rng": torch.get_rng_state(), "step": done, "history": history, "best": best,
-                        "elapsed": time.perf_counter() - t0}, state_path)
+                        "elapsed": time.perf_counter() - t0}, tmp)
+            tmp.replace(state_path)
     payload = {"kind": "generator", "config": g_config.as_dict(), "classes": list(dataset.classes),
                "steps": config.steps, "seed": config.seed, "recipe": _recipe(config)}
     if selector is not None:
