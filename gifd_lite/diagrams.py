@@ -1,4 +1,4 @@
-"""Explanatory figures drawn from the code they explain (notebooks 01, 03, 05 and 06).
+"""Explanatory figures drawn from the code they explain (notebooks 01, 03, 05, 06 and 10).
 
 Each function returns a matplotlib :class:`~matplotlib.figure.Figure` and reads what it draws from the
 package where the package knows it: the generator's stages and shapes from the generator itself, the
@@ -13,7 +13,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-__all__ = ["threat_model", "generator_stages", "l1_ball"]
+__all__ = ["threat_model", "generator_stages", "l1_ball", "federation_round"]
 
 
 def _box(ax, xy, w, h, text, color, fontsize=8, gid=None, left=False):
@@ -174,5 +174,39 @@ def l1_ball(radius: float = 1.0, start=(0.4, 0.3), step=(1.3, 0.8)) -> Figure:
     ax.set_ylim(lo, hi)
     ax.legend(fontsize=7, loc="upper left")
     ax.set_title(f"one projected step: P keeps ||h − h₀||₁ ≤ {radius:g}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def federation_round(index: dict) -> Figure:
+    """Notebook 10: one round of the Flower federation a federation folder's ``index.json`` describes.
+
+    The ``ServerApp``'s strategy sends every client the global weights θ_r and the protocol (FedSGD or FedAvg,
+    T, η, B); each ``ClientApp`` draws a batch from its own shard and answers with its update u_k and its number of
+    examples n_k; the curious server writes (θ_r, u_k, n_k, protocol) to disk before it aggregates,
+    θ_{r+1} = θ_r − s Σ_k n_k u_k / Σ_k n_k (s = η for FedSGD, 1 for FedAvg) (:mod:`gifd_lite.federation`).
+    """
+    p, sim = index["protocol"], index["simulation"]
+    n = int(index["num_clients"])
+    shown = min(n, 3)
+    update = "g = ∇θ loss (FedSGD)" if p["update"] == "fedsgd" else f"Δ = θ₀ − θ_T, T = {p['local_steps']} (FedAvg)"
+    fig, ax = plt.subplots(figsize=(9.5, 3.9))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 4.2)
+    ax.axis("off")
+    _box(ax, (0.2, 1.3), 2.9, 1.7, f"ServerApp\nCuriousFedAvg\n(Flower's FedAvg)\nmodel: {index['model']}",
+         "#fde0dd", gid="server")
+    _box(ax, (0.45, 0.1), 2.4, 0.8, "records on disk\nround_RRR_node_N.pt\n+ index.json", "#f0f0f0", fontsize=7,
+         gid="records")
+    _arrow(ax, (1.65, 1.3), (1.65, 0.9), None)
+    for k in range(shown):
+        y = 3.1 - 1.2 * k
+        label = f"ClientApp {k}" if k < shown - 1 or shown == n else f"… {n} clients"
+        _box(ax, (6.9, y), 2.9, 0.9, f"{label}\nshard: {sim['partition']}, {sim['split']} split\nbatch of B = "
+             f"{p['batch_size']}", "#d9f0d3", fontsize=7, gid=f"client{k}")
+        _arrow(ax, (3.1, 2.45), (6.9, y + 0.62), "θ_r, protocol" if k == 0 else None, offset=(0, 0.12))
+        _arrow(ax, (6.9, y + 0.28), (3.1, 1.75), f"u_k: {update}, n_k" if k == shown - 1 else None,
+               color="tab:red", offset=(0.3, -0.3))
+    ax.set_title(f"one round of the federation ({index['engine']}, {n} clients, η = {p['lr']:g})", fontsize=10)
     fig.tight_layout()
     return fig

@@ -21,6 +21,9 @@ EXPECTED = {
                                                  "latent_ceiling", "cross_domain_psnr"],
     "08_defenses_and_fl_scenarios": ["gradient_effect", "defense_table", "fl_table", "utility"],
     "09_reproduce_paper_tables": ["table", "runs", "cells"],
+    "10_attacking_a_flower_federation": ["records", "ig_psnr", "gifd_psnr", "recorded_minus_simulated",
+                                         "fedavg_counts_exact", "fedavg_ig_psnr", "aggregate_ig_psnr",
+                                         "own_model_ig_psnr"],
 }
 
 
@@ -61,6 +64,9 @@ def test_notebook_runs_in_smoke_preset(path, tmp_path):
         from gifd_lite.results import RESULTS_DIR
 
         assert not (RESULTS_DIR / "main.jsonl").exists()
+    if path.stem == "10_attacking_a_flower_federation":     # a real Flower run: 2 clients x 2 rounds + 2 FedAvg
+        assert written["records"] == 6 and written["recorded_minus_simulated"] == 0.0
+        assert all(written["fedavg_counts_exact"])
     if path.stem == "03_gan_prior":
         assert written["diversity"]["generated"] > written["diversity"]["collapsed"] == 0.0
         assert written["headroom_stage2_psnr"] >= written["headroom_latent_psnr"] - 0.5

@@ -29,11 +29,8 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
-from torch import nn
-
-from ..data import CIFAR10_CLASSES, CIFAR10_INPUT, InputSpec
+from ..data import CIFAR10_CLASSES, CIFAR10_INPUT
 from ..errors import GifdError
 from .clients import FederationConfig, partition_shards
 from .records import FORMAT, RecordedUpdate, attack_update, load_update, read_index
@@ -54,17 +51,17 @@ def require_flower() -> None:
                         f"{INSTALL_HINT}") from None
 
 
-def run_federations(experiments: dict[str, FederationConfig], root, model_fn: Callable[[], nn.Module] | None = None,
-                    input_spec: InputSpec | None = None, keep_client_log: bool = True, workers: int = 2,
-                    verbose: bool = False) -> dict:
+def run_federations(experiments: dict[str, FederationConfig], root, model_fn=None, input_spec=None,
+                    keep_client_log: bool = True, workers: int = 2, verbose: bool = False) -> dict:
     """Run several federations, one after another, in one Flower simulation (one engine start); the records of
     experiment ``name`` go to ``root/name`` (:mod:`.records`). All need the same number of clients.
 
-    ``model_fn`` builds your own ``nn.Module`` classifier for every experiment (its ``input_spec`` says its input
-    shape and normalisation; clients resize CIFAR-10 to it, :func:`gifd_lite.data.fit_to_input`); without it each
-    experiment builds ``config.model`` from :mod:`gifd_lite.models`. ``keep_client_log`` lets the simulated
-    clients keep their own log of each batch (``client_side/``) for scoring. Returns the seconds spent and each
-    experiment's folder.
+    ``model_fn`` builds your own ``nn.Module`` classifier (a factory, or a dict of factories by experiment name),
+    and ``input_spec`` (an :class:`~gifd_lite.data.InputSpec`, or a dict by name) says its input shape and
+    normalisation; the clients resize CIFAR-10 to it (:func:`gifd_lite.data.fit_to_input`). An experiment
+    without a factory builds ``config.model`` from :mod:`gifd_lite.models`, with CIFAR-10's spec unless given.
+    ``keep_client_log`` lets the simulated clients keep their own log of each batch (``client_side/``) for
+    scoring. Returns the seconds spent and each experiment's folder.
     """
     from ..models import build_model
 
@@ -73,14 +70,17 @@ def run_federations(experiments: dict[str, FederationConfig], root, model_fn: Ca
 
     if not experiments:
         raise GifdError("no federation to run")
-    spec = input_spec or CIFAR10_INPUT
     root = Path(root)
     setups = {}
     for name, config in experiments.items():
-        fn = model_fn or partial(build_model, config.model, num_classes=len(CIFAR10_CLASSES), seed=config.model_seed)
-        model_name = config.model if model_fn is None else type(model_fn()).__name__
-        setups[name] = Experiment(config, fn, model_name, (root / name).resolve())
-    timing = simulate(setups, spec, len(CIFAR10_CLASSES), keep_client_log=keep_client_log, workers=workers,
+        fn = model_fn.get(name) if isinstance(model_fn, dict) else model_fn
+        spec = input_spec.get(name) if isinstance(input_spec, dict) else input_spec
+        builtin = fn is None
+        if builtin:
+            fn = partial(build_model, config.model, num_classes=len(CIFAR10_CLASSES), seed=config.model_seed)
+        setups[name] = Experiment(config, fn, config.model if builtin else type(fn()).__name__,
+                                  spec or CIFAR10_INPUT, (root / name).resolve())
+    timing = simulate(setups, len(CIFAR10_CLASSES), keep_client_log=keep_client_log, workers=workers,
                       verbose=verbose)
     return {**timing, "folders": {name: str(e.folder) for name, e in setups.items()}}
 

@@ -85,7 +85,8 @@ class FederationConfig:
 
     def clients_side(self) -> dict:
         """The simulation's client-side settings, which the protocol does not reveal."""
-        return {k: v for k, v in asdict(self).items() if k not in self.protocol()}
+        return {k: v for k, v in asdict(self).items()
+                if k in ("num_clients", "partition", "classes_per_client", "split", "seed")}
 
 
 def partition_shards(labels: np.ndarray, num_clients: int, scheme: str = "iid", classes_per_client: int = 2,

@@ -37,12 +37,13 @@ ENGINE = "Flower simulation engine (Ray backend)"
 
 @dataclass
 class Experiment:
-    """One federation of a simulation: its settings, its model (a factory and the name records give it) and
-    the folder its records go to."""
+    """One federation of a simulation: its settings, its model (a factory, the name records give it and its input
+    spec) and the folder its records go to."""
 
     config: FederationConfig
     model_fn: Callable[[], nn.Module]
     model_name: str
+    spec: InputSpec
     folder: Path
 
 
@@ -58,11 +59,11 @@ class CuriousFedAvg(FedAvg):
     the server applies the example-weighted mean ū as θ ← θ - s ū, with s = η for FedSGD and s = 1 for FedAvg.
     """
 
-    def __init__(self, name: str, experiment: Experiment, num_classes: int, spec: InputSpec, index: dict):
+    def __init__(self, name: str, experiment: Experiment, num_classes: int, index: dict):
         n = experiment.config.num_clients
         super().__init__(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=n, min_available_nodes=n)
         self.name, self.config, self.folder = name, experiment.config, Path(experiment.folder)
-        self.model_name, self.num_classes, self.spec = experiment.model_name, num_classes, spec
+        self.model_name, self.num_classes, self.spec = experiment.model_name, num_classes, experiment.spec
         self.index = index
         self._global: dict[int, OrderedDict] = {}
 
@@ -98,7 +99,7 @@ class CuriousFedAvg(FedAvg):
         return ArrayRecord(new_state), MetricRecord({"num-examples": total})
 
 
-def client_app(experiments: dict[str, Experiment], spec: InputSpec, keep_client_log: bool) -> ClientApp:
+def client_app(experiments: dict[str, Experiment], keep_client_log: bool) -> ClientApp:
     """The clients: each holds its shard of the experiment's split and answers a train message with its update."""
     app = ClientApp()
 
@@ -116,7 +117,7 @@ def client_app(experiments: dict[str, Experiment], spec: InputSpec, keep_client_
                                          config.seed)[partition]
         model = exp.model_fn()
         model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
-        work = clients.client_round(model, ds, shard, protocol, spec, exp.model_name, server_round, partition,
+        work = clients.client_round(model, ds, shard, protocol, exp.spec, exp.model_name, server_round, partition,
                                     config.seed)
         if keep_client_log:                      # the client's secret, kept by the simulation for scoring only
             log_dir = exp.folder / "client_side"
@@ -131,7 +132,7 @@ def client_app(experiments: dict[str, Experiment], spec: InputSpec, keep_client_
     return app
 
 
-def server_app(experiments: dict[str, Experiment], spec: InputSpec, num_classes: int, timings: dict) -> ServerApp:
+def server_app(experiments: dict[str, Experiment], num_classes: int, timings: dict) -> ServerApp:
     """The server: runs each experiment's rounds in turn with a :class:`CuriousFedAvg` (one engine start)."""
     import flwr
 
@@ -144,10 +145,10 @@ def server_app(experiments: dict[str, Experiment], spec: InputSpec, num_classes:
             exp.folder.mkdir(parents=True, exist_ok=True)
             config = exp.config
             index = {"format": FORMAT, "experiment": name, "engine": ENGINE, "flwr": flwr.__version__,
-                     "model": exp.model_name, "num_classes": num_classes, "input": _spec_dict(spec),
+                     "model": exp.model_name, "num_classes": num_classes, "input": _spec_dict(exp.spec),
                      "protocol": config.protocol(), "rounds": config.rounds, "num_clients": config.num_clients,
                      "simulation": config.clients_side(), "rounds_done": 0, "records": []}
-            strategy = CuriousFedAvg(name, exp, num_classes, spec, index)
+            strategy = CuriousFedAvg(name, exp, num_classes, index)
             protocol = ConfigRecord({"experiment": name, **config.protocol()})
             strategy.start(grid=grid, initial_arrays=ArrayRecord(exp.model_fn().state_dict()),
                            num_rounds=config.rounds, train_config=protocol)
@@ -157,8 +158,8 @@ def server_app(experiments: dict[str, Experiment], spec: InputSpec, num_classes:
     return app
 
 
-def simulate(experiments: dict[str, Experiment], spec: InputSpec, num_classes: int, keep_client_log: bool = True,
-             workers: int = 2, verbose: bool = False) -> dict:
+def simulate(experiments: dict[str, Experiment], num_classes: int, keep_client_log: bool = True, workers: int = 2,
+             verbose: bool = False) -> dict:
     """Run the experiments in one Flower simulation (``flwr.simulation.run_simulation``, Ray backend): every
     client in a Ray actor of one CPU, ``workers`` of them at a time. Returns the seconds spent."""
     from flwr.simulation import run_simulation
@@ -176,8 +177,8 @@ def simulate(experiments: dict[str, Experiment], spec: InputSpec, num_classes: i
         logger.setLevel(logging.ERROR)
     start = time.perf_counter()
     try:
-        run_simulation(server_app(experiments, spec, num_classes, timings),
-                       client_app(experiments, spec, keep_client_log),
+        run_simulation(server_app(experiments, num_classes, timings),
+                       client_app(experiments, keep_client_log),
                        num_supernodes=num_clients.pop(),
                        backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
                                        "init_args": {"num_cpus": max(1, workers), "include_dashboard": False,
