@@ -334,7 +334,8 @@ def cmd_info(args) -> dict:
     info = {"gifd_lite": __version__, "python": platform.python_version(), "torch": torch.__version__}
     from importlib.metadata import PackageNotFoundError, version
 
-    for dist in ("torchvision", "lpips", "pytorch-msssim", "scipy", "cma", "papermill", "matplotlib", "ipywidgets"):
+    for dist in ("torchvision", "lpips", "pytorch-msssim", "scipy", "cma", "papermill", "matplotlib", "ipywidgets",
+                 "flwr", "ray"):             # flwr and ray: the optional federation extra (notebook 10)
         try:
             info[dist] = version(dist)
         except PackageNotFoundError:
