@@ -65,7 +65,7 @@ def test_notebook_runs_in_smoke_preset(path, tmp_path):
 
         assert not (RESULTS_DIR / "main.jsonl").exists()
     if path.stem == "10_attacking_a_flower_federation":     # a real Flower run: 2 clients x 2 rounds + 2 FedAvg
-        assert written["records"] == 6 and written["recorded_minus_simulated"] == 0.0
+        assert written["records"] == 6 and written["recorded_minus_simulated"] <= 1e-6   # 1.5e-8 seen in CI
         assert all(written["fedavg_counts_exact"])
     if path.stem == "03_gan_prior":
         assert written["diversity"]["generated"] > written["diversity"]["collapsed"] == 0.0

@@ -10,6 +10,7 @@ from gifd_lite.attacks.core import GradientTarget, holdout_split, model_gradient
 from gifd_lite.attacks.generative import matching_loss, render
 from gifd_lite.attacks.gifd import choose_candidate, gifd, resolve_selection
 from gifd_lite.config import get_preset
+from gifd_lite.data import normalize
 from gifd_lite.errors import GifdError
 
 
@@ -46,7 +47,7 @@ def test_the_two_distances_are_cosines_on_complementary_entries(observed):
     expect = [1 - torch.nn.functional.cosine_similarity(flat[m], g[m], dim=0) for m in (keep, ~keep)]
     assert torch.allclose(fit, expect[0], atol=1e-6) and torch.allclose(held, expect[1], atol=1e-6)
     # at the truth both distances are zero: the split loses nothing the image explains
-    truth = model_gradients(model, pipeline.normalize(x), y, create_graph=False)
+    truth = model_gradients(model, normalize(x), y, create_graph=False)
     assert all(float(d) < 1e-5 for d in split.cosine_split(truth))
 
 
