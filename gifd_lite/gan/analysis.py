@@ -43,32 +43,37 @@ def class_fidelity(G: Generator, classifier: torch.nn.Module, per_class: int = 1
     return {"per_class": per, "mean": sum(per.values()) / len(per)}
 
 
-def _mean_pairwise(images: torch.Tensor) -> tuple[float, str]:
+def _mean_pairwise(images: torch.Tensor, metric: str = "auto") -> tuple[float, str]:
     n = len(images)
     i, j = torch.triu_indices(n, n, offset=1)
-    lp = lpips_distance(images[i], images[j])
+    lp = lpips_distance(images[i], images[j]) if metric == "auto" else None
     if lp is not None:
         return float(lp.mean()), "lpips"
     return float((images[i] - images[j]).flatten(1).norm(dim=1).mean()), "pixel l2"
 
 
-def diversity(G: Generator, real: ImageSet | None = None, per_class: int = 16, seed: int = 0) -> dict:
-    """Mean pairwise distance within each class: generated, collapsed (same z repeated) and real."""
+def diversity(G: Generator, real: ImageSet | None = None, per_class: int = 16, seed: int = 0,
+              metric: str = "auto") -> dict:
+    """Mean pairwise distance within each class: generated, collapsed (same z repeated) and real.
+
+    ``metric``: ``"auto"`` is LPIPS where its weights are available, else pixel l2; ``"pixel"`` is always pixel l2
+    (to compare with records made without LPIPS).
+    """
     rows = {}
     for k, name in enumerate(G.classes):
         fake = sample(G, torch.full((per_class,), k), seed=seed + k)
         collapsed = sample(G, torch.full((1,), k), seed=seed + k).repeat(per_class, 1, 1, 1)
         row = {}
-        row["generated"], metric = _mean_pairwise(fake)
-        row["collapsed"], _ = _mean_pairwise(collapsed)
+        row["generated"], used = _mean_pairwise(fake, metric)
+        row["collapsed"], _ = _mean_pairwise(collapsed, metric)
         if real is not None and name in real.classes:
             idx = (real.labels == real.classes.index(name)).nonzero()[0][:per_class]
-            row["real"], _ = _mean_pairwise(real.tensors(idx)[0])
+            row["real"], _ = _mean_pairwise(real.tensors(idx)[0], metric)
         rows[name] = row
     mean = {key: sum(r[key] for r in rows.values() if key in r) / len(rows) for key in ("generated", "collapsed")}
     if all("real" in r for r in rows.values()):
         mean["real"] = sum(r["real"] for r in rows.values()) / len(rows)
-    return {"metric": metric, "per_class": rows, "mean": mean}
+    return {"metric": used, "per_class": rows, "mean": mean}
 
 
 def fit_to_image(G: Generator, target01: torch.Tensor, label: torch.Tensor, stages: tuple[int, ...] = (0, 2),
