@@ -22,7 +22,7 @@ include_patterns = ["README.md", "docs/book/index.md", "notebooks/*.ipynb", "not
                     "docs/course/*.md", "docs/course/instructor/*.md", "docs/results/*.md",
                     "docs/results/reproduce*/*.md"]
 # prune every other top-level folder (.venv, runs, data, ...) so that Sphinx does not walk it
-exclude_patterns = [p.name for p in ROOT.iterdir() if p.is_dir() and p.name not in ("docs", "notebooks")]
+exclude_patterns = sorted(p.name for p in ROOT.iterdir() if p.is_dir() and p.name not in ("docs", "notebooks"))
 exclude_patterns += ["docs/course/executed", "**/.ipynb_checkpoints"]
 
 nb_execution_mode = "off"
