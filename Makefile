@@ -1,15 +1,24 @@
-# make course [PRESET=smoke|laptop|paper]  -- set up .venv, execute the notebooks into runs/<preset>/
-# make test                                -- set up .venv (with the dev and federation extras), run the tests
+# make course [PRESET=smoke|laptop|paper]  -- set up .venv, execute the notebooks and their solutions into
+#                                             runs/<preset>/; at the laptop preset (the default) also copy them
+#                                             into docs/course/executed/, the notebooks the website shows
+# make book                                -- build the course website into build/book/html/ from the committed
+#                                             files (executes nothing, needs no network once .venv is set up)
+# make book-test                           -- open every page of it in headless Chromium (screenshots in
+#                                             build/book/screenshots/)
+# make test                                -- set up .venv (with the dev, federation and book extras), run the tests
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PRESET ?= laptop
+BOOK := build/book
+# the laptop run is the one the website shows
+PUBLISH := $(if $(filter laptop,$(PRESET)),--publish docs/course/executed)
 
-.PHONY: setup course test clean lpips-offline
+.PHONY: setup course book book-test test clean lpips-offline
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,federation]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,federation,book]'
 	$(MAKE) lpips-offline
 	touch $@
 
@@ -22,7 +31,14 @@ lpips-offline:
 setup: $(VENV)/.installed
 
 course: setup
-	MPLBACKEND=Agg $(PY) -m gifd_lite course --preset $(PRESET)
+	MPLBACKEND=Agg $(PY) -m gifd_lite course --preset $(PRESET) $(PUBLISH)
+
+book: setup
+	$(PY) -m sphinx -c docs/book -d $(BOOK)/doctrees . $(BOOK)/html
+	@echo "the course website: $(BOOK)/html/index.html"
+
+book-test: book
+	$(PY) tools/book_browser_test.py $(BOOK)
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider --durations=15 tests --nbval-lax notebooks

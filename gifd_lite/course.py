@@ -1,23 +1,27 @@
-"""Run the course: execute every notebook with papermill into ``runs/<preset>/`` (README, ``make course``)."""
+"""Run the course: execute every notebook with papermill into ``runs/<preset>/`` (README, ``make course``), and
+publish the executed copies to ``docs/course/executed/`` for the course website (``make book``)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
-__all__ = ["NOTEBOOK_DIR", "notebooks", "lessons", "solutions", "run_notebook", "run_course"]
+__all__ = ["NOTEBOOK_DIR", "notebooks", "lessons", "solutions", "run_notebook", "run_course", "publish_notebook"]
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
 
+def _only(found: list[Path], only: list[str] | None) -> list[Path]:
+    """The notebooks whose two-digit prefix or stem is listed (all of them without a list)."""
+    return [p for p in found if p.name[:2] in only or p.stem in only] if only else found
+
+
 def notebooks(only: list[str] | None = None) -> list[Path]:
     """The course's notebooks in order (``NN_name.ipynb``), optionally only those whose prefix is listed."""
-    found = sorted(p for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
-    if only:
-        found = [p for p in found if p.name[:2] in only or p.stem in only]
-    return found
+    return _only(sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")), only)
 
 
 def lessons() -> list[Path]:
@@ -26,9 +30,9 @@ def lessons() -> list[Path]:
     return [p for p in notebooks() if p.name[:2] not in ("00", "09")]
 
 
-def solutions() -> list[Path]:
-    """The worked solutions, ``solutions/NN_<lesson>_solutions.ipynb``, one per lesson."""
-    return sorted((NOTEBOOK_DIR / "solutions").glob("[0-9][0-9]_*_solutions.ipynb"))
+def solutions(only: list[str] | None = None) -> list[Path]:
+    """The worked solutions, ``solutions/NN_<lesson>_solutions.ipynb``, one per lesson (``only`` as in notebooks)."""
+    return _only(sorted((NOTEBOOK_DIR / "solutions").glob("[0-9][0-9]_*_solutions.ipynb")), only)
 
 
 def run_notebook(path: Path, out_root: Path, preset: str = "laptop", seed: int = 0, device: str = "auto",
@@ -41,6 +45,8 @@ def run_notebook(path: Path, out_root: Path, preset: str = "laptop", seed: int =
     # notebooks run with notebooks/ as their working directory: pin a relative GIFD_DATA to where we are
     os.environ["GIFD_DATA"] = str(data_root().resolve())
     os.environ["GIFD_PRESET"] = preset        # for nbval-style runs; papermill's PRESET wins anyway
+    # nobody watches a progress bar inside papermill's kernel, and saved as a widget it needs a CDN to be shown
+    os.environ.setdefault("GIFD_NO_PROGRESS", "1")
     out_dir = Path(out_root) / path.stem
     out_dir.mkdir(parents=True, exist_ok=True)
     params = dict(PRESET=preset, SEED=seed, DEVICE=device, OUTPUT_DIR=str(out_dir.resolve()), INTERACTIVE=False)
@@ -72,12 +78,27 @@ def _ipc_kernel_manager():
 
 
 def run_course(preset: str = "laptop", out_root: str | Path | None = None, only: list[str] | None = None,
-               device: str = "auto") -> dict:
-    """Execute the notebooks in order into ``runs/<preset>/``; print each one's wall time."""
+               device: str = "auto", publish: str | Path | None = None) -> dict:
+    """Execute the lessons, then their solutions, in order into ``runs/<preset>/``; print each one's wall time.
+
+    With ``publish`` (``make course`` passes ``docs/course/executed`` at the laptop preset), each executed notebook is
+    also copied there at its place under ``notebooks/``: the course website renders those copies.
+    """
     out_root = Path(out_root or Path("runs") / preset)
     results = {}
-    for nb in notebooks(only):
-        print(f"running {nb.name} (preset {preset}) ...", flush=True)
-        results[nb.stem] = run_notebook(nb, out_root, preset=preset, device=device)
-        print(f"  done in {results[nb.stem]['_wall_seconds']} s -> {out_root / nb.stem}", flush=True)
+    for nb in notebooks(only) + solutions(only):
+        relative = nb.relative_to(NOTEBOOK_DIR)
+        out = out_root / relative.parent
+        print(f"running {relative} (preset {preset}) ...", flush=True)
+        results[nb.stem] = run_notebook(nb, out, preset=preset, device=device)
+        print(f"  done in {results[nb.stem]['_wall_seconds']} s -> {out / nb.stem}", flush=True)
+        if publish:
+            print(f"  published {publish_notebook(out / nb.stem / nb.name, Path(publish) / relative)}", flush=True)
     return {name: m["_wall_seconds"] for name, m in results.items()}
+
+
+def publish_notebook(executed: Path, dest: Path) -> str:
+    """Copy one executed notebook to the website's folder; returns where it went and its size."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(executed, dest)
+    return f"{dest} ({dest.stat().st_size // 1024} kB)"
