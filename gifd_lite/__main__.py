@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default="auto")
     c.add_argument("--publish", metavar="DIR", help="also copy each executed notebook into DIR, as under notebooks/ "
                    "(make course: docs/course/executed, what the course website shows)")
+    c.add_argument("--jobs", type=int, default=1, help="notebooks run at once, one torch thread each (make course: 2)")
 
     g = sub.add_parser("train-gan", help="train the conditional GAN prior (EMA generator is saved)")
     g.add_argument("--dataset", default="cifar10", choices=["cifar10"])
@@ -556,7 +557,7 @@ def cmd_reproduce(args) -> dict:
 def cmd_course(args) -> dict:
     from .course import run_course
 
-    return run_course(args.preset, args.out, args.only, args.device, args.publish)
+    return run_course(args.preset, args.out, args.only, args.device, args.publish, args.jobs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,23 +78,59 @@ def _ipc_kernel_manager():
 
 
 def run_course(preset: str = "laptop", out_root: str | Path | None = None, only: list[str] | None = None,
-               device: str = "auto", publish: str | Path | None = None) -> dict:
-    """Execute the lessons, then their solutions, in order into ``runs/<preset>/``; print each one's wall time.
+               device: str = "auto", publish: str | Path | None = None, jobs: int = 1, on_done=None) -> dict:
+    """Execute the lessons, then their solutions, into ``runs/<preset>/``; print each one's wall time.
 
     With ``publish`` (``make course`` passes ``docs/course/executed`` at the laptop preset), each executed notebook is
-    also copied there at its place under ``notebooks/``: the course website renders those copies.
+    also copied there at its place under ``notebooks/``: the course website renders those copies. With ``jobs`` > 1
+    that many notebooks run at once (they do not read each other's outputs), each kernel with one torch thread
+    (``OMP_NUM_THREADS=1``), so that two of them share a 2-core machine without stalling each other.
+    A notebook that fails does not stop the others; the failures are raised together at the end.
+    ``on_done(stem, seconds, error)`` is called as each finishes (``tools/measure_course_times.py`` records them).
     """
+    from .errors import GifdError
+
     out_root = Path(out_root or Path("runs") / preset)
-    results = {}
-    for nb in notebooks(only) + solutions(only):
-        relative = nb.relative_to(NOTEBOOK_DIR)
-        out = out_root / relative.parent
-        print(f"running {relative} (preset {preset}) ...", flush=True)
-        results[nb.stem] = run_notebook(nb, out, preset=preset, device=device)
-        print(f"  done in {results[nb.stem]['_wall_seconds']} s -> {out / nb.stem}", flush=True)
-        if publish:
-            print(f"  published {publish_notebook(out / nb.stem / nb.name, Path(publish) / relative)}", flush=True)
-    return {name: m["_wall_seconds"] for name, m in results.items()}
+    todo = notebooks(only) + solutions(only)
+    if jobs > 1:                                           # inherited by every kernel papermill starts
+        os.environ["OMP_NUM_THREADS"] = os.environ["GIFD_THREADS"] = "1"
+    times, failed = {}, {}
+
+    def out_dir(nb: Path) -> Path:
+        print(f"{'running' if jobs <= 1 else 'queued'} {nb.relative_to(NOTEBOOK_DIR)} (preset {preset}) ...", flush=True)
+        return out_root / nb.relative_to(NOTEBOOK_DIR).parent
+
+    def finished(nb: Path, outcome) -> None:
+        out = out_root / nb.relative_to(NOTEBOOK_DIR).parent
+        try:
+            times[nb.stem] = outcome()["_wall_seconds"]
+        except Exception as exc:                           # papermill's error names the failing cell
+            failed[nb.stem] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+            print(f"  {nb.stem} FAILED: {failed[nb.stem]}", flush=True)
+        else:
+            print(f"  {nb.stem} done in {times[nb.stem]} s -> {out / nb.stem}", flush=True)
+            if publish:
+                executed = out / nb.stem / nb.name
+                print(f"  published {publish_notebook(executed, Path(publish) / nb.relative_to(NOTEBOOK_DIR))}",
+                      flush=True)
+        if on_done:
+            on_done(nb.stem, times.get(nb.stem), failed.get(nb.stem))
+
+    if jobs <= 1:
+        for nb in todo:
+            out = out_dir(nb)
+            finished(nb, lambda: run_notebook(nb, out, preset=preset, device=device))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(run_notebook, nb, out_dir(nb), preset=preset, device=device): nb for nb in todo}
+            for future in as_completed(futures):
+                finished(futures[future], future.result)
+    if failed:
+        raise GifdError(f"{len(failed)} of {len(todo)} notebooks failed: " + "; ".join(f"{k} ({v})" for k, v in failed.items()))
+    return {nb.stem: times[nb.stem] for nb in todo}
 
 
 def publish_notebook(executed: Path, dest: Path) -> str:

@@ -121,9 +121,10 @@ def fl_table(model, trained, test_set, index: int, G, attacks, attack_preset, se
     return rows
 
 
-def utility(train_set, test_set, defenses: dict, steps: int, seed: int = 0, device="cpu") -> dict:
-    """Test accuracy (on 2,000 test images) of a ConvNet trained ``steps`` SGD steps with every step's gradient
-    defended, per defense (and ``none``)."""
+def utility(train_set, test_set, defenses: dict, steps: int, seed: int = 0, device="cpu",
+            eval_images: int = 2000) -> dict:
+    """Test accuracy (on the first ``eval_images`` test images) of a ConvNet trained ``steps`` SGD steps with every
+    step's gradient defended, per defense (and ``none``)."""
     from . import models
     from .training import accuracy, train_classifier
 
@@ -132,7 +133,7 @@ def utility(train_set, test_set, defenses: dict, steps: int, seed: int = 0, devi
         m = models.build_model("convnet", seed=seed).to(device)
         train_classifier(m, train_set, steps, batch_size=64, seed=seed, defense=name, defense_param=param,
                          show_progress=False)
-        out[name] = accuracy(m, test_set, limit=2000)
+        out[name] = accuracy(m, test_set, limit=eval_images)
     return out
 
 

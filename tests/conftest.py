@@ -32,6 +32,11 @@ def pytest_runtest_makereport(item, call):
         report.outcome, report.longrepr = "skipped", (str(item.path), item.location[1] or 0,
                                                       f"Skipped: needs CIFAR-10 ({CIFAR_MISSING})")
 os.environ["GIFD_PRESET"] = "smoke"       # read by the notebooks' parameters cell (nbval runs them as-is)
+if os.environ.get("PYTEST_XDIST_WORKER"):   # `make test` runs two workers on two cores: one thread each, kernels too
+    os.environ["OMP_NUM_THREADS"] = os.environ["GIFD_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
 os.environ["GIFD_NO_PROGRESS"] = "1"
 os.environ["MPLBACKEND"] = "Agg"
 
@@ -62,3 +67,14 @@ def tiny_prior():
     for p in G.parameters():
         p.requires_grad_(False)
     return G
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (``--dist loadgroup``): the cells of one notebook run by nbval share a kernel, so they stay
+    on one worker; and the tests that start Flower's simulation engine (Ray) run one after another on one worker,
+    since two Ray clusters starting at once on two busy cores can miss Ray's 30-second startup deadline."""
+    for item in items:
+        if type(item).__name__ == "IPyNbCell":
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+        elif item.path.name == "test_federation.py" or "10_attacking_a_flower_federation" in item.name:
+            item.add_marker(pytest.mark.xdist_group("flower"))

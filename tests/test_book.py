@@ -14,6 +14,7 @@ from PIL import Image
 
 from gifd_lite import course
 from gifd_lite.course import NOTEBOOK_DIR, notebooks, solutions
+from gifd_lite.errors import GifdError
 
 ROOT = NOTEBOOK_DIR.parent
 EXECUTED_DIR = ROOT / "docs" / "course" / "executed"
@@ -89,6 +90,25 @@ def test_run_course_publishes_lessons_and_solutions_where_the_book_finds_them(tm
     assert set(ran) == {"01_gradient_leakage", "01_gradient_leakage_solutions"}
     assert (tmp_path / "executed" / "01_gradient_leakage.ipynb").exists()
     assert (tmp_path / "executed" / "solutions" / "01_gradient_leakage_solutions.ipynb").exists()
+
+
+def test_a_failing_notebook_does_not_stop_the_course_and_is_reported(tmp_path, monkeypatch):
+    def fake_run(path, out_root, **_):
+        if path.stem == "01_gradient_leakage":
+            raise RuntimeError("cell 4 failed")
+        (out_root / path.stem).mkdir(parents=True)
+        (out_root / path.stem / path.name).write_text("{}")
+        return {"_wall_seconds": 1.5}
+
+    done = []
+    monkeypatch.setattr(course, "run_notebook", fake_run)
+    with pytest.raises(GifdError, match="1 of 3 notebooks failed: 01_gradient_leakage .RuntimeError: cell 4 failed"):
+        course.run_course("smoke", tmp_path / "runs", only=["00", "01"], publish=tmp_path / "executed",
+                          on_done=lambda *a: done.append(a))
+    assert done == [("00_setup_and_tour", 1.5, None), ("01_gradient_leakage", None, "RuntimeError: cell 4 failed"),
+                    ("01_gradient_leakage_solutions", 1.5, None)]
+    assert (tmp_path / "executed" / "solutions" / "01_gradient_leakage_solutions.ipynb").exists()
+    assert not (tmp_path / "executed" / "01_gradient_leakage.ipynb").exists()
 
 
 PUBLISHED = sorted(EXECUTED_DIR.glob("**/*.ipynb")) or [

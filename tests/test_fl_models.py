@@ -65,11 +65,13 @@ def _weight_index(model):
     return [i for i, p in enumerate(model.parameters()) if p is last.weight][0]
 
 
-@pytest.mark.parametrize("name", ["convnet", "resnet18"])
+@pytest.mark.parametrize("name", ["lenet", "convnet"])     # ResNet-18 works the same way, at 40 s a mask here
 def test_soteria_prunes_the_requested_fraction_of_last_layer_columns(name):
     model = models.build_model(name, seed=0).eval()
-    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    y = torch.tensor([1, 7])
+    # one image: the Jacobian costs a backward pass per feature and image (the sum over images is checked by
+    # test_soteria_score_follows_its_definition)
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([7])
     plain = fl.client_update(model, x, y, fl.ThreatModel(name)).tensors
     defended = fl.client_update(model, x, y, fl.ThreatModel(name, defense="soteria", defense_param=0.25)).tensors
     w = _weight_index(model)
@@ -157,9 +159,9 @@ def test_training_with_soteria_refreshes_its_mask_every_k_steps(cifar_test, monk
     calls = []
     real = fl.soteria_mask
     monkeypatch.setattr(fl, "soteria_mask", lambda *a, **k: calls.append(1) or real(*a, **k))
-    training.train_classifier(models.build_model("convnet", seed=0), cifar_test, 5, batch_size=4,
+    training.train_classifier(models.build_model("lenet", seed=0), cifar_test, 3, batch_size=2,
                               show_progress=False, defense="soteria", soteria_every=2)
-    assert len(calls) == 3          # steps 0, 2 and 4
+    assert len(calls) == 2          # steps 0 and 2
     with pytest.raises(GifdError, match="soteria_every"):
         training.train_classifier(models.build_model("convnet", seed=0), cifar_test, 1, defense="soteria",
                                   show_progress=False, soteria_every=0)

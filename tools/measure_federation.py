@@ -1,13 +1,17 @@
 """Run notebook 10 (attacking a Flower federation) at a preset and write docs/results/federation.json and .md.
 
     GIFD_DATA=../shared/data OMP_NUM_THREADS=1 GIFD_THREADS=1 .venv/bin/python tools/measure_federation.py \
-        [--preset laptop] [--conditions "one torch thread, the other core idle"]
+        [--preset laptop] [--conditions "one torch thread, the other core idle"] [--from-course RUNS]
 
 Issue 20's acceptance: at the laptop preset the notebook runs in at most 10 minutes on a 2-core CPU, and GIFD on
 a FedSGD batch-1 ConvNet update recorded by the federation's curious server reaches at least 25 dB. The notebook
 runs through `gifd_lite.course.run_notebook` (papermill, as `make course` does); its metrics.json is copied into
 the record with the wall time, the machine, and whether each target was met. The .md page carries a ``quote``
 block, so notebook 10 can quote the numbers once they exist (`gifd_lite.results`).
+
+``--from-course RUNS`` runs nothing: it takes the metrics.json that `tools/measure_course_times.py --runs RUNS`
+(that is, `make course`) wrote for notebook 10, with the wall time and conditions that tool recorded in
+docs/results/course_times.json.
 """
 
 from __future__ import annotations
@@ -36,18 +40,28 @@ def main() -> None:
     parser.add_argument("--conditions", default="one torch thread", help="what else the machine was doing")
     parser.add_argument("--runs", default="/tmp/gifd_federation", help="where the executed notebook goes")
     parser.add_argument("--out", default=str(OUT), help="where federation.json and .md go (default docs/results)")
+    parser.add_argument("--from-course", metavar="RUNS", help="read the run measure_course_times.py made in RUNS")
     args = parser.parse_args()
     out = Path(args.out)
-    t0 = time.perf_counter()
-    metrics = run_notebook(NOTEBOOK, Path(args.runs), preset=args.preset, device="cpu")
-    wall = round(time.perf_counter() - t0, 1)
+    threads = int(os.environ.get("GIFD_THREADS", "0") or 0) or None
+    command = ("GIFD_DATA=../shared/data OMP_NUM_THREADS=1 GIFD_THREADS=1 .venv/bin/python "
+               f"tools/measure_federation.py --preset {args.preset}")
+    if args.from_course:
+        timed = json.loads((OUT / "course_times.json").read_text())[args.preset][NOTEBOOK.stem]
+        metrics = json.loads((Path(args.from_course) / NOTEBOOK.stem / "metrics.json").read_text())
+        wall, threads, args.conditions = timed["seconds"], timed["threads"], timed["conditions"]
+        command = (f"GIFD_DATA=../shared/data .venv/bin/python tools/measure_course_times.py --preset {args.preset} "
+                   f"--jobs 2 --runs RUNS (make course), then tools/measure_federation.py --from-course RUNS")
+    else:
+        t0 = time.perf_counter()
+        metrics = run_notebook(NOTEBOOK, Path(args.runs), preset=args.preset, device="cpu")
+        wall = round(time.perf_counter() - t0, 1)
     met = {"seconds": wall <= TARGETS["seconds"], "gifd_psnr": metrics["gifd_psnr"] >= TARGETS["gifd_psnr"]}
     record = {"notebook": NOTEBOOK.name, "preset": args.preset, "wall_seconds": wall, "targets": TARGETS,
               "targets_met": met, "metrics": {k: v for k, v in metrics.items() if not k.startswith("_")},
-              "threads": int(os.environ.get("GIFD_THREADS", "0") or 0) or None, "conditions": args.conditions,
+              "threads": threads, "conditions": args.conditions,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
-              "command": "GIFD_DATA=../shared/data OMP_NUM_THREADS=1 GIFD_THREADS=1 .venv/bin/python "
-                         f"tools/measure_federation.py --preset {args.preset}"}
+              "command": command}
     (out / "federation.json").write_text(json.dumps(record, indent=1) + "\n")
     m = record["metrics"]
     quote = {"wall seconds": wall, "engine seconds": m["engine_seconds"], "gifd psnr": m["gifd_psnr"],

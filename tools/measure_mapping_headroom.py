@@ -1,9 +1,10 @@
 """How much the class code alone can buy at GIFD's latent stage; writes docs/results/mapping_headroom.md.
 
-    GIFD_DATA=../shared/data .venv/bin/python tools/measure_mapping_headroom.py [--report]
+    GIFD_DATA=../shared/data .venv/bin/python tools/measure_mapping_headroom.py [--prior NAME] [--report]
 
 ``--report`` rewrites the page from the committed rows (docs/results/runs/mapping_headroom.json) without
-fitting anything.
+fitting anything. ``--prior`` measures another 5-class prior (issue 17: ``cifar10-5-strong``) into
+``mapping_headroom_<prior>.md`` and ``runs/mapping_headroom_<prior>.json``; the default is the scenario's prior.
 
 Class-disjoint scenario (the `label_mapping` table's ten images: every 500th test image of dog, frog, horse,
 ship, truck) and the 5-class prior `cifar10-5`. For each image and each GAN class c, the *oracle* latent fit
@@ -40,12 +41,12 @@ def _pm(values: list[float]) -> str:
     return f"{m:.2f} ± {h:.2f}"
 
 
-def measure() -> tuple[list[dict], list[str]]:
+def measure(prior: str) -> tuple[list[dict], list[str]]:
     """Fit every image under every class code: the per-image rows and the prior's class names."""
     seed_everything(0)
     scenario = get_scenario("ood-disjoint")
     clients = task_dataset(scenario)
-    G = load_generator(scenario.prior)
+    G = load_generator(prior)
     indices = sorted({s.index for s in table_specs("label_mapping", "laptop", images=10)})
     pairs = [data.victim_batch(clients, index, 1)[:2] for index in indices]
     x = torch.cat([p[0] for p in pairs])
@@ -65,12 +66,13 @@ def measure() -> tuple[list[dict], list[str]]:
     return rows, list(G.classes)
 
 
-def report(rows: list[dict], classes: list[str]) -> list[str]:
+def report(rows: list[dict], classes: list[str], prior: str, default: bool) -> list[str]:
     """The page's lines, from the per-image rows (with a ``quote`` block for gifd_lite.results)."""
     k = len(classes)
-    lines = ["# The latent stage's ceiling under each class code (class-disjoint)", "",
-             "Regenerate: `GIFD_DATA=../shared/data .venv/bin/python tools/measure_mapping_headroom.py`", "",
-             f"Oracle pixel fit of the latent z of the 5-class prior (`fit_to_image`, {RESTARTS} restarts × {STEPS} "
+    flag = "" if default else f" --prior {prior}"
+    lines = ["# The latent stage's ceiling under each class code (class-disjoint)" + ("" if default else f": `{prior}`"),
+             "", f"Regenerate: `GIFD_DATA=../shared/data .venv/bin/python tools/measure_mapping_headroom.py{flag}`", "",
+             f"Oracle pixel fit of the latent z of the 5-class prior `{prior}` (`fit_to_image`, {RESTARTS} restarts × {STEPS} "
              "Adam steps) to each of the `label_mapping` table's ten client images, once per GAN class c. "
              "PSNR (dB) of the best G(z, c): the most the latent stage can reach with that class code, whatever "
              "the attacked model. `none` conditions on the FL label's index (dog → airplane, …), `oracle` on "
@@ -115,19 +117,24 @@ def report(rows: list[dict], classes: list[str]) -> list[str]:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--report", action="store_true", help="only rewrite the page from the committed rows")
+    parser.add_argument("--prior", help="a 5-class prior (default: the class-disjoint scenario's, cifar10-5)")
     args = parser.parse_args()
     out = ROOT / "docs" / "results"
+    default_prior = get_scenario("ood-disjoint").prior
+    prior = args.prior or default_prior
+    default = prior == default_prior
+    stem = "mapping_headroom" if default else f"mapping_headroom_{prior}"
     if args.report:
         from gifd_lite.gan.checkpoint import read_manifest
 
-        rows = json.loads((out / "runs" / "mapping_headroom.json").read_text())
-        classes = read_manifest()[get_scenario("ood-disjoint").prior]["classes"]
+        rows = json.loads((out / "runs" / f"{stem}.json").read_text())
+        classes = read_manifest()[prior]["classes"]
     else:
-        rows, classes = measure()
+        rows, classes = measure(prior)
         (out / "runs").mkdir(exist_ok=True)
-        (out / "runs" / "mapping_headroom.json").write_text(json.dumps(rows, indent=2) + "\n")
-    lines = report(rows, classes)
-    (out / "mapping_headroom.md").write_text("\n".join(lines) + "\n")
+        (out / "runs" / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    lines = report(rows, classes, prior, default)
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
