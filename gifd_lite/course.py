@@ -111,8 +111,8 @@ def run_course(preset: str = "laptop", out_root: str | Path | None = None, only:
             print(f"  {nb.stem} done in {times[nb.stem]} s -> {out / nb.stem}", flush=True)
             if publish:
                 executed = out / nb.stem / nb.name
-                print(f"  published {publish_notebook(executed, Path(publish) / nb.relative_to(NOTEBOOK_DIR))}",
-                      flush=True)
+                dest = Path(publish) / nb.relative_to(NOTEBOOK_DIR)
+                print(f"  published {publish_notebook(executed, dest, source=nb)}", flush=True)
         if on_done:
             on_done(nb.stem, times.get(nb.stem), failed.get(nb.stem))
 
@@ -133,8 +133,14 @@ def run_course(preset: str = "laptop", out_root: str | Path | None = None, only:
     return {nb.stem: times[nb.stem] for nb in todo}
 
 
-def publish_notebook(executed: Path, dest: Path) -> str:
-    """Copy one executed notebook to the website's folder; returns where it went and its size."""
+def publish_notebook(executed: Path, dest: Path, source: Path | None = None) -> str:
+    """Copy one executed notebook to the website's folder; returns where it went and its size. With ``source`` (the
+    notebook it was run from) absolute paths into this checkout become relative to the notebook's folder, so the
+    published copy shows ``../runs/laptop/...`` rather than one machine's directories."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(executed, dest)
+    text = Path(executed).read_text(encoding="utf-8")
+    if source is not None:
+        root = NOTEBOOK_DIR.parent
+        text = text.replace(f"{root}/", os.path.relpath(root, Path(source).parent) + "/")
+    dest.write_text(text, encoding="utf-8")
     return f"{dest} ({dest.stat().st_size // 1024} kB)"

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .errors import GifdError
 
-__all__ = ["RESULTS_DIR", "lookup", "quote", "tags_in", "TAG"]
+__all__ = ["RESULTS_DIR", "lookup", "quote", "tags_in", "refresh", "TAG"]
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "docs" / "results"
 TAG = re.compile(r"(?P<text>[+\-−]?\d[\d,]*(?:\.\d+)?)\s*(?P<unit>[^\s<]{0,3})\s*<!--\s*q\s+(?P<spec>.*?)\s*-->")
@@ -102,3 +102,17 @@ def tags_in(markdown: str) -> list[dict]:
         text = m["text"].replace("−", "-").replace(",", "")
         found.append({"text": text, "spec": m["spec"], "expected": quote(name, *keys, **options)})
     return found
+
+
+def refresh(markdown: str) -> str:
+    """``markdown`` with every quoted number rewritten to what its record says now (``tools/refresh_quotes.py``:
+    after a table or a timing is measured again, the lessons follow it)."""
+    def rewrite(m: re.Match) -> str:
+        name, keys, options = _parse(m["spec"])
+        new = quote(name, *keys, **options)
+        if m["text"].startswith("−") and new.startswith("-"):
+            new = "−" + new[1:]                      # keep the typographic minus the text used
+        if "," in m["text"] and "." not in new:
+            new = f"{int(new):,}" if new.lstrip("+-").isdigit() else new
+        return new + m.group(0)[len(m["text"]):]
+    return TAG.sub(rewrite, markdown)

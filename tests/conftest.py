@@ -72,9 +72,12 @@ def tiny_prior():
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist (``--dist loadgroup``): the cells of one notebook run by nbval share a kernel, so they stay
     on one worker; and the tests that start Flower's simulation engine (Ray) run one after another on one worker,
-    since two Ray clusters starting at once on two busy cores can miss Ray's 30-second startup deadline."""
+    since two Ray clusters starting at once on two busy cores can miss Ray's 30-second startup deadline; and the
+    website tests share one build of the site."""
     for item in items:
         if type(item).__name__ == "IPyNbCell":
             item.add_marker(pytest.mark.xdist_group(item.path.stem))
         elif item.path.name == "test_federation.py" or "10_attacking_a_flower_federation" in item.name:
             item.add_marker(pytest.mark.xdist_group("flower"))
+        elif item.path.name == "test_book.py":          # its module fixture builds the whole site: once
+            item.add_marker(pytest.mark.xdist_group("book"))

@@ -21,6 +21,7 @@ EXECUTED_DIR = ROOT / "docs" / "course" / "executed"
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs" / "course").glob("*.md")),
         *sorted((ROOT / "docs" / "course" / "instructor").glob("*.md")), *sorted((ROOT / "docs" / "results").glob("**/*.md"))]
 SHOWN = "01_gradient_leakage"          # the lesson the site test shows from a (fake) executed copy
+STALE = "03_gan_prior"                 # one whose (fake) executed copy ran an earlier version of its code
 
 
 def _png(size: tuple[int, int]) -> str:
@@ -42,6 +43,9 @@ def site(tmp_path_factory):
     first_code.outputs = [nbformat.v4.new_output("display_data", data={"image/png": _png((32, 16)),
                                                                       "text/plain": "<Figure>"})]
     nbformat.write(nb, executed / f"{SHOWN}.ipynb")
+    stale = nbformat.read(NOTEBOOK_DIR / f"{STALE}.ipynb", as_version=4)
+    next(c for c in stale.cells if c.cell_type == "code").source += "\nprint('an earlier version')"
+    nbformat.write(stale, executed / f"{STALE}.ipynb")
     warnings = tmp / "warnings.txt"
     subprocess.run([sys.executable, "-m", "sphinx", "-q", "-c", str(ROOT / "docs" / "book"), "-d", str(tmp / "doctrees"),
                     "-w", str(warnings), "-D", f"book_executed={executed}", str(ROOT), str(tmp / "html")], check=True)
@@ -63,6 +67,12 @@ def test_a_notebook_is_shown_from_its_executed_copy_with_its_figure(site):
     assert "no-outputs" not in text
     shown = [Image.open(page.parent / src).size for src in re.findall(r'<img[^>]*\ssrc="([^"]+)"', text)]
     assert (32, 16) in shown, f"the executed copy's figure is not on {page.name} (images: {shown})"
+
+
+def test_an_executed_copy_of_older_code_says_so(site):
+    html, _ = site
+    assert "stale-outputs" in (html / "notebooks" / f"{STALE}.html").read_text()
+    assert "stale-outputs" not in (html / "notebooks" / f"{SHOWN}.html").read_text()
 
 
 def test_a_notebook_without_an_executed_copy_says_it_has_no_outputs(site):
@@ -90,6 +100,16 @@ def test_run_course_publishes_lessons_and_solutions_where_the_book_finds_them(tm
     assert set(ran) == {"01_gradient_leakage", "01_gradient_leakage_solutions"}
     assert (tmp_path / "executed" / "01_gradient_leakage.ipynb").exists()
     assert (tmp_path / "executed" / "solutions" / "01_gradient_leakage_solutions.ipynb").exists()
+
+
+def test_a_published_copy_names_paths_relative_to_its_notebook(tmp_path):
+    run = tmp_path / "run.ipynb"
+    root = NOTEBOOK_DIR.parent
+    run.write_text(f'{{"OUTPUT_DIR": "{root}/runs/laptop/x"}}')
+    course.publish_notebook(run, tmp_path / "a.ipynb", source=NOTEBOOK_DIR / "01_gradient_leakage.ipynb")
+    course.publish_notebook(run, tmp_path / "b.ipynb", source=NOTEBOOK_DIR / "solutions" / "01_x_solutions.ipynb")
+    assert (tmp_path / "a.ipynb").read_text() == '{"OUTPUT_DIR": "../runs/laptop/x"}'
+    assert (tmp_path / "b.ipynb").read_text() == '{"OUTPUT_DIR": "../../runs/laptop/x"}'
 
 
 def test_a_failing_notebook_does_not_stop_the_course_and_is_reported(tmp_path, monkeypatch):

@@ -70,6 +70,16 @@ def test_quoted_numbers_agree_with_the_records():
     assert checked > 0
 
 
+def test_refresh_rewrites_a_stale_number_and_keeps_the_rest():
+    from gifd_lite.results import refresh
+
+    spec = "foundation.md | idlg lenet, mean psnr"
+    right = tags_in(f"1.0 dB<!-- q {spec} -->")[0]["expected"]
+    text = f"iDLG reached −1,234.5 dB<!-- q {spec} --> on average, and 7 images."
+    assert refresh(text) == f"iDLG reached {right} dB<!-- q {spec} --> on average, and 7 images."
+    assert refresh(refresh(text)) == refresh(text)
+
+
 def test_every_quote_tag_is_well_formed():
     """A tag the pattern cannot read (no number right before it) would silently check nothing."""
     for path in notebooks() + solutions():

@@ -83,6 +83,22 @@ def test_soteria_prunes_the_requested_fraction_of_last_layer_columns(name):
     assert all(torch.equal(a, b) for i, (a, b) in enumerate(zip(plain, defended)) if i != w)
 
 
+def test_soteria_reuses_its_mask_only_while_model_and_image_stay_the_same(monkeypatch):
+    calls = []
+    real = fl._soteria_mask
+    monkeypatch.setattr(fl, "_soteria_mask", lambda *a: calls.append(1) or real(*a))
+    model = models.build_model("lenet", seed=0).eval()
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    first = fl.soteria_mask(model, x, 0.3)
+    assert torch.equal(fl.soteria_mask(model, x.clone(), 0.3), first) and len(calls) == 1
+    fl.soteria_mask(model, x, 0.5)                       # another fraction
+    fl.soteria_mask(model, x + 0.01, 0.3)                # another image
+    assert len(calls) == 3
+    with torch.no_grad():
+        next(model.parameters()).data.mul_(1.5)          # an edit that autograd's version counter does not see
+    assert torch.equal(fl.soteria_mask(model, x, 0.3), real(model, x, 0.3)) and len(calls) == 4
+
+
 def test_soteria_score_follows_its_definition():
     """On a linear 'representation' r = A x the Jacobian row norms are ||A_i||: the pruned features are the
     ones with the smallest Σ_b ||A_i|| / |r_{b,i}|."""

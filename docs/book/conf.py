@@ -44,15 +44,32 @@ This page shows the stripped notebook `{path}`: `docs/course/executed/` has no e
 ```"""
 
 
+STALE = """```{{admonition}} Outputs from an earlier version
+:class: warning stale-outputs
+The code of `notebooks/{path}` has changed since this copy was executed: the outputs below come from the
+earlier code. `make course` and then `make book` refresh them.
+```"""
+
+
+def code_cells(nb) -> list[str]:
+    """A notebook's code, without the cell papermill injects (it holds the run's parameters)."""
+    return [c.source for c in nb.cells
+            if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
+
+
 def use_executed_copy(app, docname: str, source: list[str]) -> None:
-    """Swap a notebook's source for its executed copy, or put the no-outputs note above the stripped one."""
+    """Swap a notebook's source for its executed copy (with a note when the notebook's code has changed since),
+    or put the no-outputs note above the stripped one."""
     if not docname.startswith("notebooks/"):
         return
     relative = Path(docname).relative_to("notebooks").with_suffix(".ipynb")
     executed = Path(app.config.book_executed) / relative
     app.env.note_dependency(str(executed))      # rebuilt when the executed copy appears or changes
     if executed.exists():
-        source[0] = executed.read_text(encoding="utf-8")
+        nb = nbformat.reads(executed.read_text(encoding="utf-8"), as_version=4)
+        if code_cells(nb) != code_cells(nbformat.reads(source[0], as_version=4)):
+            nb.cells.insert(0, nbformat.v4.new_markdown_cell(STALE.format(path=relative)))
+        source[0] = nbformat.writes(nb)
     else:
         nb = nbformat.reads(source[0], as_version=4)
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(NO_OUTPUTS.format(path=f"notebooks/{relative}")))

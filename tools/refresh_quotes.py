@@ -1,0 +1,48 @@
+"""Rewrite every quoted number in the notebooks' markdown to what docs/results says now.
+
+    .venv/bin/python tools/refresh_quotes.py [--check]
+
+A lesson states a measured number followed by a tag naming its record (``gifd_lite.results``); after a table or
+a timing is measured again, this puts the new values into the lessons, their solutions and the executed copies
+in docs/course/executed/ (their markdown only; outputs are what the run printed). ``--check`` changes nothing
+and exits 1 if any number would change (tests/test_course.py checks the same for the lessons and solutions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import nbformat  # noqa: E402
+
+from gifd_lite.results import refresh  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report the notebooks that would change")
+    args = parser.parse_args()
+    paths = sorted((ROOT / "notebooks").glob("**/*.ipynb")) + sorted((ROOT / "docs" / "course" / "executed").glob("**/*.ipynb"))
+    stale = []
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        changed = 0
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                new = refresh(cell.source)
+                changed += new != cell.source
+                cell.source = new
+        if changed:
+            stale.append(f"{path.relative_to(ROOT)} ({changed} cells)")
+            if not args.check:
+                nbformat.write(nb, path)
+    print("\n".join(stale) or "every quoted number is current")
+    sys.exit(1 if stale and args.check else 0)
+
+
+if __name__ == "__main__":
+    main()
