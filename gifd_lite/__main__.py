@@ -542,7 +542,8 @@ def cmd_reproduce(args) -> dict:
         if not records:
             raise GifdError(f"--read-only: {results} has no records of this table")
     else:
-        records = run_table(specs, results, backend=args.backend, scheduler=args.scheduler, workers=args.workers)
+        records = run_table(specs, results, backend=args.backend, scheduler=args.scheduler, workers=args.workers,
+                            images_dir=out / f"{args.table}_images")
     rows = summarise(records)
     images = args.images or get_preset(args.preset).n_images
     command = (f"python -m gifd_lite reproduce --table {args.table} --preset {args.preset} --images {images} "

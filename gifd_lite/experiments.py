@@ -137,8 +137,10 @@ def apply_overrides(preset, overrides: dict):
     return preset.override(**changes) if changes else preset
 
 
-def run_spec(spec: RunSpec, context: Context | None = None, with_lpips: bool = True) -> dict:
-    """Run one spec and return its record: the spec, the scored metrics, time and versions."""
+def run_spec(spec: RunSpec, context: Context | None = None, with_lpips: bool = True, keep_images: bool = False) -> dict:
+    """Run one spec and return its record: the spec, the scored metrics, time and versions. With ``keep_images``
+    the record also holds ``_pair``: the truth and the matched reconstruction (tensors; :func:`sweep` saves them as
+    a PNG and drops them)."""
     from . import data, pipeline
     from .config import get_preset
     from .fl import DEFAULT_DEFENSE_PARAM, ClientUpdate, ThreatModel
@@ -185,6 +187,19 @@ def run_spec(spec: RunSpec, context: Context | None = None, with_lpips: bool = T
     record.update(spec=asdict(spec), key=spec.key(), indices=indices, wall_seconds=round(time.perf_counter() - t0, 2),
                   version=__version__, torch=torch.__version__, threads=torch.get_num_threads(),
                   checkpoints={n: _checkpoint_hash(n) for n in used})
+    if keep_images:
+        record["_pair"] = (x.detach().cpu(), rec.images.detach().cpu().clamp(0, 1)[record["order"]])
+    return record
+
+
+def keep_picture(record: dict, images_dir: str | Path | None) -> dict:
+    """Save a record's ``_pair`` (truth above reconstruction) under ``images_dir`` and name the file in the record
+    (``reconstruction_png``, relative to ``images_dir``); the tensors never reach the JSON."""
+    from .gallery import image_name, save_pair
+
+    pair = record.pop("_pair", None)
+    if pair is not None and images_dir is not None:
+        record["reconstruction_png"] = save_pair(*pair, Path(images_dir) / image_name(record["key"])).name
     return record
 
 
@@ -233,9 +248,10 @@ def current_records(path: str | Path) -> dict[str, dict]:
     return {RunSpec.of(r).key(): r for r in read_records(path) if is_current(r, hashes)}
 
 
-def sweep(specs: list[RunSpec], out: str | Path, context: Context | None = None, keep_images: bool = False,
+def sweep(specs: list[RunSpec], out: str | Path, context: Context | None = None, images_dir: str | Path | None = None,
           on_record=None) -> list[dict]:
-    """Run every spec not already in ``out`` (JSON lines), appending each record as soon as it is done."""
+    """Run every spec not already in ``out`` (JSON lines), appending each record as soon as it is done; with
+    ``images_dir`` each run's truth and reconstruction are kept there as a small PNG (:mod:`gifd_lite.gallery`)."""
     from .runtime import progress
 
     out = Path(out)
@@ -247,9 +263,7 @@ def sweep(specs: list[RunSpec], out: str | Path, context: Context | None = None,
         with out.open("a") as fh:                  # end a line cut short by a killed run
             fh.write("\n")
     for spec in progress(todo, desc=f"sweep ({len(done)} done)"):
-        record = run_spec(spec, context)
-        if not keep_images:
-            record.pop("images", None)
+        record = keep_picture(run_spec(spec, context, keep_images=images_dir is not None), images_dir)
         with out.open("a") as fh:
             fh.write(json.dumps(record) + "\n")
         done[spec.key()] = record

@@ -140,7 +140,7 @@ def table_specs(table: str, preset: str, images: int | None = None, seeds: int =
 _WORKER_CONTEXT = None
 
 
-def _run_on_worker(spec_dict: dict) -> dict:
+def _run_on_worker(spec_dict: dict, keep_images: bool = False) -> dict:
     """A Dask task: one run, with the worker's datasets, priors and models loaded once per process."""
     global _WORKER_CONTEXT
     import torch
@@ -150,19 +150,20 @@ def _run_on_worker(spec_dict: dict) -> dict:
     if _WORKER_CONTEXT is None:
         torch.set_num_threads(1)
         _WORKER_CONTEXT = Context("cpu")
-    return run_spec(RunSpec(**spec_dict), _WORKER_CONTEXT)
+    return run_spec(RunSpec(**spec_dict), _WORKER_CONTEXT, keep_images=keep_images)
 
 
 def run_table(specs: list[RunSpec], out: str | Path, backend: str = "local", scheduler: str | None = None,
-              workers: int = 2, on_record=None) -> list[dict]:
+              workers: int = 2, on_record=None, images_dir: str | Path | None = None) -> list[dict]:
     """Run every spec not yet in ``out``; ``dask`` sends them to a cluster (``scheduler`` address, or a local
-    cluster of ``workers`` single-thread processes) and appends each record as it arrives."""
+    cluster of ``workers`` single-thread processes) and appends each record as it arrives. With ``images_dir``
+    every run's truth and reconstruction are kept there (the table's gallery, :mod:`gifd_lite.gallery`)."""
     from dataclasses import asdict
 
-    from .experiments import sweep
+    from .experiments import keep_picture, sweep
 
     if backend == "local":
-        return sweep(specs, out, on_record=on_record)
+        return sweep(specs, out, images_dir=images_dir, on_record=on_record)
     if backend != "dask":
         raise GifdError(f"unknown backend {backend!r}: use local or dask")
     try:
@@ -180,9 +181,9 @@ def run_table(specs: list[RunSpec], out: str | Path, backend: str = "local", sch
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
-        futures = client.map(_run_on_worker, [asdict(s) for s in todo], pure=False)
+        futures = client.map(_run_on_worker, [asdict(s) for s in todo], keep_images=images_dir is not None, pure=False)
         for future in as_completed(futures):
-            record = future.result()
+            record = keep_picture(future.result(), images_dir)
             with out.open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
             done[RunSpec.of(record).key()] = record
@@ -338,9 +339,14 @@ def _stage_lines(caption: str, columns: list[str], items: list[dict], label) -> 
 def write_table(table: str, rows: list[dict], out_dir: str | Path, command: str,
                 records: list[dict] | None = None) -> tuple[Path, Path]:
     """``<table>.md`` (with the command that regenerates it) and ``<table>.csv`` in ``out_dir``; with the
-    ``records``, the markdown also gets the paired differences (:func:`paired_differences`)."""
+    ``records``, the markdown also gets the paired differences (:func:`paired_differences`), and the gallery
+    ``<table>_gallery.png`` when the runs kept their pictures in ``<table>_images/``."""
+    from .gallery import write_gallery
+
     out_dir = Path(out_dir)
     md, csv_path = out_dir / f"{table}.md", out_dir / f"{table}.csv"
+    gallery = write_gallery(table, records or [], out_dir / f"{table}_images", out_dir / f"{table}_gallery.png",
+                            cells=[r["cell"] for r in rows])
     lines = [f"# Table `{table}`", "", f"Regenerate: `{command}`", "",
              "Mean ± half-width of the 95% t confidence interval over images and seeds (n runs per cell).", "",
              "| cell | n | PSNR (dB) | SSIM | LPIPS | s / run | best layers |", "|---|---|---|---|---|---|---|"]
@@ -361,6 +367,9 @@ def write_table(table: str, rows: list[dict], out_dir: str | Path, command: str,
                   f"{p['higher']} of {p['n']} |" for p in paired]
     lines += _stage_lines("The same paired difference at every GIFD stage (each stage's best restart; dB):",
                           ["cell", "minus"], paired, lambda p: [p["cell"], p["reference"]])
+    if gallery is not None:
+        lines += ["", "## Gallery", "", "Ground truth on top; below it each cell's reconstruction of the same image, with "
+                  "that run's PSNR, SSIM and LPIPS.", "", f"![the reconstructions of table {table}]({gallery.name})"]
     md.write_text("\n".join(lines) + "\n")
     with csv_path.open("w", newline="") as fh:
         w = csv.writer(fh)

@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+from PIL import Image
 import torch
 
 from gifd_lite import reproduce
@@ -65,6 +66,10 @@ def test_cli_writes_markdown_and_csv(tmp_path, capsys):
     text = (tmp_path / "stages.md").read_text()
     assert "--model convnet" in text and "GIFD per stage" in text and (tmp_path / "stages.png").stat().st_size > 0
     assert {json.loads(line)["model"] for line in (tmp_path / "stages.jsonl").read_text().splitlines()} == {"convnet"}
+    # every run kept its picture (truth above reconstruction, 32x32 each), and the table shows them in a gallery
+    records = [json.loads(line) for line in (tmp_path / "stages.jsonl").read_text().splitlines()]
+    assert all(Image.open(tmp_path / "stages_images" / r["reconstruction_png"]).size == (32, 64) for r in records)
+    assert "## Gallery" in text and (tmp_path / "stages_gallery.png").stat().st_size > 0
 
     # --read-only renders the same table from the records and runs nothing
     records_before = (tmp_path / "stages.jsonl").read_text()

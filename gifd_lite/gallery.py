@@ -1,0 +1,111 @@
+"""Reconstructions kept beside a table's records, and the table's gallery (docs/results; notebook 09).
+
+A ``reproduce`` run that keeps its images writes, per run, one small PNG: the victim batch (ground truth) in the
+top row and the attack's reconstruction, matched image to image, below it (:func:`save_pair`). The gallery of a
+table (:func:`write_gallery`) puts each image's ground truth above every cell's reconstruction of it, with the
+PSNR / SSIM / LPIPS of that run under each picture, so a number in the table can be looked at.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["save_pair", "load_pair", "write_gallery", "image_name"]
+
+
+def image_name(key: str) -> str:
+    """The file name of a run's picture: a short hash of its spec key (stable across reruns)."""
+    return hashlib.sha1(key.encode()).hexdigest()[:16] + ".png"
+
+
+def _tiles(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [0, 1] -> an (H, B·W, 3) uint8 strip."""
+    x = images.detach().float().clamp(0, 1).cpu()
+    return (torch.cat(list(x), dim=2).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def save_pair(truth: torch.Tensor, reconstruction: torch.Tensor, path: str | Path) -> Path:
+    """Ground truth above the (matched) reconstruction, one 32x32 tile per image, as a lossless PNG."""
+    from PIL import Image
+
+    if truth.shape != reconstruction.shape:
+        raise ValueError(f"truth {tuple(truth.shape)} and reconstruction {tuple(reconstruction.shape)} differ")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate([_tiles(truth), _tiles(reconstruction)], axis=0)).save(path, optimize=True)
+    return path
+
+
+def load_pair(path: str | Path, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The two rows of :func:`save_pair` as lists of (H, W, 3) uint8 tiles: (truth, reconstruction)."""
+    from PIL import Image
+
+    a = np.asarray(Image.open(path).convert("RGB"))
+    h, w = a.shape[0] // 2, a.shape[1] // batch_size
+    rows = [a[:h], a[h:]]
+    return tuple([row[:, k * w:(k + 1) * w] for k in range(batch_size)] for row in rows)
+
+
+def _caption(record: dict, k: int) -> str:
+    per = record.get("per_image") or {}
+    values = [(name, (per.get(name) or [None] * (k + 1))[k]) for name in ("psnr", "ssim", "lpips")]
+    parts = [f"{v:.1f} dB" if name == "psnr" else f"{v:.2f}" for name, v in values if v is not None]
+    parts += ["LPIPS n/a"] if values[2][1] is None else []
+    return "\n".join([parts[0], " · ".join(parts[1:])]) if parts else ""
+
+
+def write_gallery(table: str, records: list[dict], images_dir: str | Path, path: str | Path,
+                  cells: list[str] | None = None, max_images: int = 10) -> Path | None:
+    """One figure: a column per victim image (up to ``max_images``), ground truth on top, then a row per table
+    cell with that run's reconstruction and its PSNR / SSIM / LPIPS. Records without a kept picture are left
+    out; returns None when no record has one."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    images_dir = Path(images_dir)
+    kept = [r for r in records if r.get("reconstruction_png") and (images_dir / r["reconstruction_png"]).exists()]
+    if not kept:
+        return None
+    cells = cells or list(dict.fromkeys(r["spec"]["tag"] for r in kept))
+    columns = []                                      # (victim batch start index, image k within the batch)
+    for r in kept:
+        for k in range(len(r["true_labels"])):
+            if (r["spec"]["index"], k) not in columns:
+                columns.append((r["spec"]["index"], k))
+    columns = sorted(columns)[:max_images]
+    by_cell = {(r["spec"]["tag"], r["spec"]["index"]): r for r in kept}
+    fig, axes = plt.subplots(len(cells) + 1, len(columns), squeeze=False,
+                             figsize=(max(4.0, 1.25 * len(columns) + 1.6), 1.45 * (len(cells) + 1) + 0.5))
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for side in ax.spines.values():
+            side.set_visible(False)
+    for j, (index, k) in enumerate(columns):
+        for i, cell in enumerate(cells):
+            r = by_cell.get((cell, index))
+            if r is None:
+                continue
+            truth, recon = load_pair(images_dir / r["reconstruction_png"], len(r["true_labels"]))
+            if not axes[0, j].images:
+                axes[0, j].imshow(truth[k], interpolation="nearest")
+                axes[0, j].set_title(f"image {r['indices'][k]}", fontsize=7)
+            axes[i + 1, j].imshow(recon[k], interpolation="nearest")
+            axes[i + 1, j].set_xlabel(_caption(r, k), fontsize=6, labelpad=1)
+    axes[0, 0].set_ylabel("ground truth", fontsize=7)
+    for i, cell in enumerate(cells):
+        axes[i + 1, 0].set_ylabel(cell.replace(" | ", "\n"), fontsize=7)
+    fig.suptitle(f"table {table}: ground truth, then each cell's reconstruction\n(PSNR; SSIM · LPIPS under each)",
+                 fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+

@@ -1,0 +1,36 @@
+"""The pictures a reproduce run keeps, and the gallery made of them (gifd_lite.gallery)."""
+
+import numpy as np
+import pytest
+import torch
+
+from gifd_lite.gallery import image_name, load_pair, save_pair, write_gallery
+
+
+def test_a_pair_round_trips_to_the_nearest_8_bit_value(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    truth, recon = torch.rand(3, 3, 32, 32, generator=g), torch.rand(3, 3, 32, 32, generator=g)
+    path = save_pair(truth, recon, tmp_path / "a.png")
+    got_truth, got_recon = load_pair(path, 3)
+    for want, got in ((truth, got_truth), (recon, got_recon)):
+        for k in range(3):
+            expected = (want[k].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+            assert np.array_equal(got[k], expected)
+    with pytest.raises(ValueError):
+        save_pair(truth, recon[:2], tmp_path / "b.png")
+
+
+def test_the_gallery_has_a_row_per_cell_and_skips_runs_without_pictures(tmp_path):
+    records = []
+    for tag in ("ig", "gifd"):
+        for index in (5, 1005):
+            key = f"{tag}-{index}"
+            save_pair(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32), tmp_path / image_name(key))
+            records.append({"spec": {"tag": tag, "index": index}, "key": key, "indices": [index], "true_labels": [3],
+                            "reconstruction_png": image_name(key),
+                            "per_image": {"psnr": [20.0], "ssim": [0.5], "lpips": [0.3]}})
+    records.append({"spec": {"tag": "ggl", "index": 5}, "key": "old", "indices": [5], "true_labels": [3]})
+    path = write_gallery("main", records, tmp_path, tmp_path / "main_gallery.png")
+    assert path is not None and path.stat().st_size > 0
+    assert write_gallery("main", records[-1:], tmp_path, tmp_path / "none.png") is None
+    assert image_name("a") == image_name("a") != image_name("b")
