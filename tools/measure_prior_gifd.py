@@ -70,7 +70,7 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     for model in args.run:
-        todo = [s for p in PRIORS for s in specs(model, p)]
+        todo = sorted((s for p in PRIORS for s in specs(model, p)), key=lambda s: s.index)   # pairs complete early
         run_table(todo, RECORDS, backend="dask", workers=args.workers,
                   on_record=lambda r: print(r["spec"]["tag"], r["spec"]["model"], r["spec"]["index"],
                                             round(r["psnr"], 2), flush=True))
