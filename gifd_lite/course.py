@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -97,7 +96,8 @@ def run_course(preset: str = "laptop", out_root: str | Path | None = None, only:
     times, failed = {}, {}
 
     def out_dir(nb: Path) -> Path:
-        print(f"{'running' if jobs <= 1 else 'queued'} {nb.relative_to(NOTEBOOK_DIR)} (preset {preset}) ...", flush=True)
+        verb = "running" if jobs <= 1 else "queued"
+        print(f"{verb} {nb.relative_to(NOTEBOOK_DIR)} (preset {preset}) ...", flush=True)
         return out_root / nb.relative_to(NOTEBOOK_DIR).parent
 
     def finished(nb: Path, outcome) -> None:
@@ -129,7 +129,8 @@ def run_course(preset: str = "laptop", out_root: str | Path | None = None, only:
             for future in as_completed(futures):
                 finished(futures[future], future.result)
     if failed:
-        raise GifdError(f"{len(failed)} of {len(todo)} notebooks failed: " + "; ".join(f"{k} ({v})" for k, v in failed.items()))
+        raise GifdError(f"{len(failed)} of {len(todo)} notebooks failed: "
+                        + "; ".join(f"{k} ({v})" for k, v in failed.items()))
     return {nb.stem: times[nb.stem] for nb in todo}
 
 

@@ -137,7 +137,8 @@ def apply_overrides(preset, overrides: dict):
     return preset.override(**changes) if changes else preset
 
 
-def run_spec(spec: RunSpec, context: Context | None = None, with_lpips: bool = True, keep_images: bool = False) -> dict:
+def run_spec(spec: RunSpec, context: Context | None = None, with_lpips: bool = True,
+             keep_images: bool = False) -> dict:
     """Run one spec and return its record: the spec, the scored metrics, time and versions. With ``keep_images``
     the record also holds ``_pair``: the truth and the matched reconstruction (tensors; :func:`sweep` saves them as
     a PNG and drops them)."""

@@ -368,8 +368,9 @@ def write_table(table: str, rows: list[dict], out_dir: str | Path, command: str,
     lines += _stage_lines("The same paired difference at every GIFD stage (each stage's best restart; dB):",
                           ["cell", "minus"], paired, lambda p: [p["cell"], p["reference"]])
     if gallery is not None:
-        lines += ["", "## Gallery", "", "Ground truth on top; below it each cell's reconstruction of the same image, with "
-                  "that run's PSNR, SSIM and LPIPS.", "", f"![the reconstructions of table {table}]({gallery.name})"]
+        lines += ["", "## Gallery", "", "Ground truth on top; below it each cell's reconstruction of the same image, "
+                  "with that run's PSNR, SSIM and LPIPS.", "",
+                  f"![the reconstructions of table {table}]({gallery.name})"]
     md.write_text("\n".join(lines) + "\n")
     with csv_path.open("w", newline="") as fh:
         w = csv.writer(fh)

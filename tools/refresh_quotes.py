@@ -26,7 +26,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report the notebooks that would change")
     args = parser.parse_args()
-    paths = sorted((ROOT / "notebooks").glob("**/*.ipynb")) + sorted((ROOT / "docs" / "course" / "executed").glob("**/*.ipynb"))
+    executed = ROOT / "docs" / "course" / "executed"
+    paths = sorted((ROOT / "notebooks").glob("**/*.ipynb")) + sorted(executed.glob("**/*.ipynb"))
     stale = []
     for path in paths:
         nb = nbformat.read(path, as_version=4)
