@@ -151,3 +151,17 @@ def test_a_client_runs_your_own_model_on_resized_images(cifar_test):
     x, y = cifar_test.tensors(work["indices"])
     expected = fl.fedsgd_gradients(model, SPEC.normalize(data.fit_to_input(x, SPEC)), y)
     assert all(torch.allclose(work["update"][n], g) for (n, _), g in zip(model.named_parameters(), expected))
+
+
+def test_only_rays_startup_timeout_starts_the_simulation_again():
+    from gifd_lite.federation.flower import _ray_start_timed_out
+
+    try:
+        try:
+            raise Exception("The current node timed out during startup. This could happen because ...")
+        except Exception as ray_error:
+            raise RuntimeError("An error was encountered. Ending simulation.") from ray_error
+    except RuntimeError as flower_error:
+        assert _ray_start_timed_out(flower_error)
+    assert not _ray_start_timed_out(RuntimeError("An error was encountered. Ending simulation."))
+    assert not _ray_start_timed_out(RuntimeError("the client raised: CUDA out of memory"))
