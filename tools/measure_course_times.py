@@ -1,6 +1,7 @@
 """Time every notebook at a preset and write docs/results/course_times.json (the lessons' "How long it takes").
     GIFD_DATA=../shared/data .venv/bin/python tools/measure_course_times.py \
-        [--preset laptop] [--only 05_hierarchical_feature_search ...] [--solutions] [--jobs 2] [--publish DIR]
+        [--preset laptop] [--only 05_hierarchical_feature_search ...] [--solutions] [--jobs 2] [--publish DIR] \
+        [--record-as KEY]
 Runs the notebooks through `gifd_lite.course.run_course` (papermill, exactly as `make course` does: with
 ``--jobs 2 --publish docs/course/executed`` it *is* `make course` at the laptop preset), recording each one's wall
 time and whether it finished; resumable: notebooks already in the file are skipped unless `--again`. With two jobs
@@ -36,9 +37,11 @@ def main() -> None:
     parser.add_argument("--runs", default="/tmp/gifd_course_times", help="where the executed copies go")
     parser.add_argument("--jobs", type=int, default=1, help="notebooks at once, one torch thread each")
     parser.add_argument("--publish", help="also copy the executed notebooks here (docs/course/executed)")
+    parser.add_argument("--record-as", help="the key the times go under (default: the preset's name; e.g. "
+                        "laptop_2026-12-05 for a day whose machine speed differs from the one the lessons quote)")
     args = parser.parse_args()
     record = json.loads(OUT.read_text()) if OUT.exists() else {}
-    times = record.setdefault(args.preset, {})
+    times = record.setdefault(args.record_as or args.preset, {})
     stems = [p.stem for p in notebooks() + (solutions() if args.solutions else [])]
     todo = [s for s in (args.only or stems) if s not in times or args.again]
     threads = 1 if args.jobs > 1 else int(os.environ.get("GIFD_THREADS", "0") or 0) or None
