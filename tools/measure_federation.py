@@ -1,7 +1,7 @@
 """Run notebook 10 (attacking a Flower federation) at a preset and write docs/results/federation.json and .md.
 
     GIFD_DATA=../shared/data OMP_NUM_THREADS=1 GIFD_THREADS=1 .venv/bin/python tools/measure_federation.py \
-        [--preset laptop] [--conditions "one torch thread, the other core idle"] [--from-course RUNS]
+        [--preset laptop] [--conditions "one torch thread, the other core idle"] [--from-course RUNS [--times-key K]]
 
 Issue 20's acceptance: at the laptop preset the notebook runs in at most 10 minutes on a 2-core CPU, and GIFD on
 a FedSGD batch-1 ConvNet update recorded by the federation's curious server reaches at least 25 dB. The notebook
@@ -41,17 +41,21 @@ def main() -> None:
     parser.add_argument("--runs", default="/tmp/gifd_federation", help="where the executed notebook goes")
     parser.add_argument("--out", default=str(OUT), help="where federation.json and .md go (default docs/results)")
     parser.add_argument("--from-course", metavar="RUNS", help="read the run measure_course_times.py made in RUNS")
+    parser.add_argument("--times-key", help="the key of course_times.json that run's times are under (its "
+                        "--record-as; default: the preset)")
     args = parser.parse_args()
     out = Path(args.out)
     threads = int(os.environ.get("GIFD_THREADS", "0") or 0) or None
     command = ("GIFD_DATA=../shared/data OMP_NUM_THREADS=1 GIFD_THREADS=1 .venv/bin/python "
                f"tools/measure_federation.py --preset {args.preset}")
     if args.from_course:
-        timed = json.loads((OUT / "course_times.json").read_text())[args.preset][NOTEBOOK.stem]
+        timed = json.loads((OUT / "course_times.json").read_text())[args.times_key or args.preset][NOTEBOOK.stem]
         metrics = json.loads((Path(args.from_course) / NOTEBOOK.stem / "metrics.json").read_text())
         wall, threads, args.conditions = timed["seconds"], timed["threads"], timed["conditions"]
         command = (f"GIFD_DATA=../shared/data .venv/bin/python tools/measure_course_times.py --preset {args.preset} "
-                   f"--jobs 2 --runs RUNS (make course), then tools/measure_federation.py --from-course RUNS")
+                   f"--jobs 2 --runs RUNS{' --record-as ' + args.times_key if args.times_key else ''} (make course), "
+                   f"then tools/measure_federation.py --from-course RUNS"
+                   f"{' --times-key ' + args.times_key if args.times_key else ''}")
     else:
         t0 = time.perf_counter()
         metrics = run_notebook(NOTEBOOK, Path(args.runs), preset=args.preset, device="cpu")
