@@ -22,6 +22,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs" / "course").glob("*.md")),
         *sorted((ROOT / "docs" / "course" / "instructor").glob("*.md")), *sorted((ROOT / "docs" / "results").glob("**/*.md"))]
 SHOWN = "01_gradient_leakage"          # the lesson the site test shows from a (fake) executed copy
 STALE = "03_gan_prior"                 # one whose (fake) executed copy ran an earlier version of its code
+OLD_SENTENCE = "A sentence the lesson has since corrected."   # in SHOWN's executed copy only
 
 
 def _png(size: tuple[int, int]) -> str:
@@ -42,6 +43,7 @@ def site(tmp_path_factory):
     first_code = next(c for c in nb.cells if c.cell_type == "code")
     first_code.outputs = [nbformat.v4.new_output("display_data", data={"image/png": _png((32, 16)),
                                                                       "text/plain": "<Figure>"})]
+    next(c for c in nb.cells if c.cell_type == "markdown").source += f"\n\n{OLD_SENTENCE}"
     nbformat.write(nb, executed / f"{SHOWN}.ipynb")
     stale = nbformat.read(NOTEBOOK_DIR / f"{STALE}.ipynb", as_version=4)
     next(c for c in stale.cells if c.cell_type == "code").source += "\nprint('an earlier version')"
@@ -73,6 +75,13 @@ def test_an_executed_copy_of_older_code_says_so(site):
     html, _ = site
     assert "stale-outputs" in (html / "notebooks" / f"{STALE}.html").read_text()
     assert "stale-outputs" not in (html / "notebooks" / f"{SHOWN}.html").read_text()
+
+
+def test_an_executed_copy_of_the_same_code_shows_the_lessons_current_text(site):
+    html, _ = site
+    text = (html / "notebooks" / f"{SHOWN}.html").read_text()
+    assert OLD_SENTENCE not in text
+    assert "What you will learn" in text
 
 
 def test_a_notebook_without_an_executed_copy_says_it_has_no_outputs(site):

@@ -57,9 +57,20 @@ def code_cells(nb) -> list[str]:
             if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
 
 
+def current_text(executed, lesson) -> None:
+    """Give the executed copy the lesson's markdown as it is now, when the code is the same and the cells line up:
+    a corrected sentence needs no re-execution (text has no outputs, and its quoted numbers come from the
+    records)."""
+    cells = [c for c in executed.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    if [c.cell_type for c in cells] == [c.cell_type for c in lesson.cells]:
+        for mine, theirs in zip(cells, lesson.cells):
+            if mine.cell_type == "markdown":
+                mine.source = theirs.source
+
+
 def use_executed_copy(app, docname: str, source: list[str]) -> None:
-    """Swap a notebook's source for its executed copy (with a note when the notebook's code has changed since),
-    or put the no-outputs note above the stripped one."""
+    """Swap a notebook's source for its executed copy (with a note when the notebook's code has changed since,
+    else with the lesson's current markdown), or put the no-outputs note above the stripped one."""
     if not docname.startswith("notebooks/"):
         return
     relative = Path(docname).relative_to("notebooks").with_suffix(".ipynb")
@@ -67,8 +78,11 @@ def use_executed_copy(app, docname: str, source: list[str]) -> None:
     app.env.note_dependency(str(executed))      # rebuilt when the executed copy appears or changes
     if executed.exists():
         nb = nbformat.reads(executed.read_text(encoding="utf-8"), as_version=4)
-        if code_cells(nb) != code_cells(nbformat.reads(source[0], as_version=4)):
+        lesson = nbformat.reads(source[0], as_version=4)
+        if code_cells(nb) != code_cells(lesson):
             nb.cells.insert(0, nbformat.v4.new_markdown_cell(STALE.format(path=relative)))
+        else:
+            current_text(nb, lesson)
         source[0] = nbformat.writes(nb)
     else:
         nb = nbformat.reads(source[0], as_version=4)
