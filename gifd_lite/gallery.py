@@ -63,10 +63,7 @@ def write_gallery(table: str, records: list[dict], images_dir: str | Path, path:
     """One figure: a column per victim image (up to ``max_images``), ground truth on top, then a row per table
     cell with that run's reconstruction and its PSNR / SSIM / LPIPS. Records without a kept picture are left
     out; returns None when no record has one."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure       # not pyplot: a notebook's inline backend stays as it is
 
     images_dir = Path(images_dir)
     kept = [r for r in records if r.get("reconstruction_png") and (images_dir / r["reconstruction_png"]).exists()]
@@ -80,8 +77,8 @@ def write_gallery(table: str, records: list[dict], images_dir: str | Path, path:
                 columns.append((r["spec"]["index"], k))
     columns = sorted(columns)[:max_images]
     by_cell = {(r["spec"]["tag"], r["spec"]["index"]): r for r in kept}
-    fig, axes = plt.subplots(len(cells) + 1, len(columns), squeeze=False,
-                             figsize=(max(4.0, 1.25 * len(columns) + 1.6), 1.45 * (len(cells) + 1) + 0.5))
+    fig = Figure(figsize=(max(4.0, 1.25 * len(columns) + 1.6), 1.45 * (len(cells) + 1) + 0.5))
+    axes = fig.subplots(len(cells) + 1, len(columns), squeeze=False)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -106,6 +103,5 @@ def write_gallery(table: str, records: list[dict], images_dir: str | Path, path:
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 

@@ -21,6 +21,9 @@ def test_a_pair_round_trips_to_the_nearest_8_bit_value(tmp_path):
 
 
 def test_the_gallery_has_a_row_per_cell_and_skips_runs_without_pictures(tmp_path):
+    import matplotlib
+
+    matplotlib.use("svg")                  # standing in for a notebook's inline backend, which it must not switch
     records = []
     for tag in ("ig", "gifd"):
         for index in (5, 1005):
@@ -32,5 +35,9 @@ def test_the_gallery_has_a_row_per_cell_and_skips_runs_without_pictures(tmp_path
     records.append({"spec": {"tag": "ggl", "index": 5}, "key": "old", "indices": [5], "true_labels": [3]})
     path = write_gallery("main", records, tmp_path, tmp_path / "main_gallery.png")
     assert path is not None and path.stat().st_size > 0
+    from PIL import Image
+
+    assert Image.open(path).size[1] > Image.open(path).size[0] / 3     # 3 rows (truth, ig, gifd) of 2 columns
+    assert matplotlib.get_backend() == "svg"
     assert write_gallery("main", records[-1:], tmp_path, tmp_path / "none.png") is None
     assert image_name("a") == image_name("a") != image_name("b")
