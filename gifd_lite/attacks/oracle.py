@@ -21,6 +21,7 @@ function eagerly; the two agree up to float32 rounding (tests/test_oracle.py).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -157,6 +158,8 @@ class MatchingOracle:
         # specialisation of it, and past dynamo's limit (8) it would fall back to eager without a word: a sweep
         # or a course process builds dozens
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 256)
+        if self.device.type == "cpu":          # inductor's C++ build warns, on CPU, that it found no CUDA runtime
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         self._step = torch.compile(self._step_for(torch.channels_last), dynamic=False)
         self.compiled = True
 
