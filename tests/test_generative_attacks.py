@@ -148,9 +148,11 @@ def test_radius_sweep_searches_the_deep_stage_from_one_shared_start(setting):
     G, model, x, y, update = setting
     config = replace(get_preset("smoke").gifd, stages=(0, 1, 2), iterations=(6, 6, 6), lr=(0.1,) * 3,
                      radius=(None, 0.3, 0.3), restarts=1)
-    first, results = radius_sweep(model, update.tensors, y, update.threat_model, G, config, 2, [0.0, None], seed=1)
+    first, results = radius_sweep(model, update.tensors, y, update.threat_model, G, config, 2, [0.0, None, 1e6],
+                                  seed=1)
     assert [st["k"] for st in first.history.extra["stages"]] == [0, 1]          # the prefix stops before stage 2
-    frozen, free = results
+    frozen, free, never_binds = results
+    assert torch.equal(never_binds.images, free.images) and never_binds.loss == free.loss
     assert torch.allclose(frozen.images, first.history.extra["stages"][-1]["images"], atol=1e-5)
     assert free.loss <= frozen.loss + 1e-6
     with pytest.raises(Exception, match="deep_stage"):
