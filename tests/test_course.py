@@ -57,6 +57,25 @@ def test_code_cells_are_short():
         ", ".join(f"{where} ({n})" for n, where in longest if n > MAX_CELL_LINES)
 
 
+def test_no_cell_shows_a_figure_twice():
+    """A cell whose value is a figure (a bare ``viz.show_images(...)`` as its last line) shows it once as the cell's
+    value and once more when the inline backend flushes the open figures, in the wrong order (lesson 07 did)."""
+    import ast
+
+    bare = []
+    for path in notebooks() + solutions():
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            lines = [line for line in cell.source.splitlines() if line.strip() and not line.lstrip().startswith("%")]
+            if cell.cell_type != "code" or not lines or lines[-1].rstrip().endswith(";"):
+                continue
+            last = ast.parse("\n".join(lines)).body[-1]
+            if isinstance(last, ast.Expr) and isinstance(last.value, ast.Call):
+                name = getattr(last.value.func, "attr", getattr(last.value.func, "id", ""))
+                if name.startswith(("show_", "plot_")):
+                    bare.append(f"{path.name} cell {i}: {name}")
+    assert not bare, f"end these cells with plt.show() or a semicolon: {bare}"
+
+
 def test_quoted_numbers_agree_with_the_records():
     checked, wrong = 0, []
     for path in notebooks() + solutions():
