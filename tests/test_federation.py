@@ -20,8 +20,8 @@ AVG = FederationConfig(model="convnet", num_clients=2, rounds=1, update="fedavg"
                        batch_size=4, partition="skewed")
 
 
-@pytest.fixture(scope="module")
-def federation(tmp_path_factory):
+@pytest.fixture(scope="session")     # not "module": the Flower group's tests of other modules run in between
+def federation(tmp_path_factory):       # under xdist, and a module fixture would start the federation twice
     root = tmp_path_factory.mktemp("federation")
     result = run_federations({"fedsgd": SGD, "fedavg": AVG}, root)     # one engine start for both
     return root, result
