@@ -17,11 +17,9 @@ PUBLISH := $(if $(filter laptop,$(PRESET)),--publish docs/course/executed)
 
 .PHONY: setup course book book-test test nbval clean lpips-offline
 
-# --no-compile: pip would byte-compile every installed module (torch, ray, sphinx: tens of thousands of files);
-# Python compiles the ones a run imports on first use instead
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -e '.[dev,federation,book]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,federation,book]'
 	$(MAKE) lpips-offline
 	touch $@
 
