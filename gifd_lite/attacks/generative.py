@@ -148,8 +148,9 @@ def optimise_stage(oracle: MatchingOracle, G: Generator, k: int, start: torch.Te
             elif ball is not None:
                 # only where the step left the ball: h0 + (h - h0) is not h in floating point, and a ball that
                 # never binds must leave the search exactly as an unconstrained one (notebook 06's sweeps)
-                outside = (h - h0).flatten(1).abs().sum(1) > ball
-                h.copy_(torch.where(outside.view(-1, *[1] * (h.dim() - 1)), h0 + project_l1_ball(h - h0, ball), h))
+                moved = h - h0
+                outside = moved.flatten(1).abs().sum(1) > ball
+                h.copy_(torch.where(outside.view(-1, *[1] * (h.dim() - 1)), h0 + project_l1_ball(moved, ball), h))
     best_loss, best_h, best_code = best["fit"]
     *curve, best_loss = torch.stack(curve + [best_loss]).tolist()        # one host read for the whole stage
     # score the kept features once more, exactly as every other stage is scored

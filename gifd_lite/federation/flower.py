@@ -197,19 +197,15 @@ def simulate(experiments: dict[str, Experiment], num_classes: int, keep_client_l
     if not verbose:
         logger.setLevel(logging.ERROR)
     num_supernodes = num_clients.pop()
+    backend_config = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                      "init_args": {"num_cpus": max(1, workers), "include_dashboard": False, "log_to_driver": verbose,
+                                    "logging_level": logging.INFO if verbose else logging.ERROR}}
     start = time.perf_counter()
     try:
         for attempt in range(1, RAY_START_ATTEMPTS + 1):
             try:
-                run_simulation(server_app(experiments, num_classes, timings),
-                               client_app(experiments, keep_client_log),
-                               num_supernodes=num_supernodes,
-                               backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                                               "init_args": {"num_cpus": max(1, workers), "include_dashboard": False,
-                                                             "log_to_driver": verbose,
-                                                             "logging_level": logging.INFO if verbose
-                                                             else logging.ERROR}},
-                               verbose_logging=verbose)
+                run_simulation(server_app(experiments, num_classes, timings), client_app(experiments, keep_client_log),
+                               num_supernodes=num_supernodes, backend_config=backend_config, verbose_logging=verbose)
                 break
             except RuntimeError as error:
                 if timings or attempt == RAY_START_ATTEMPTS or not _ray_start_timed_out(error):
