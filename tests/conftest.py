@@ -69,6 +69,7 @@ def tiny_prior():
     return G
 
 
+@pytest.hookimpl(tryfirst=True)      # before pytest-xdist's own hook, which reads the marks to group the tests
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist (``--dist loadgroup``): the cells of one notebook run by nbval share a kernel, so they stay
     on one worker; and the tests that start Flower's simulation engine (Ray) run one after another on one worker,
@@ -81,3 +82,11 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.xdist_group("flower"))
         elif item.path.name == "test_book.py":          # its module fixture builds the whole site: once
             item.add_marker(pytest.mark.xdist_group("book"))
+
+
+def pytest_xdist_node_collection_finished(node, ids):
+    """The grouping above is what keeps two Ray clusters from starting at once: stop at once if pytest-xdist did not
+    apply it (pytest 9.2 broke it silently; pyproject.toml pins pytest below it)."""
+    if node.config.getoption("dist") == "loadgroup" and any("test_federation.py" in i and "@" not in i for i in ids):
+        pytest.exit(f"pytest-xdist's --dist loadgroup did not group the tests (pytest {pytest.__version__}): "
+                    f"install pytest<9.2", returncode=pytest.ExitCode.USAGE_ERROR)
