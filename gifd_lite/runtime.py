@@ -40,14 +40,14 @@ def resolve_device(name: str = "auto", verbose: bool = True) -> torch.device:
     return device
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch (CPU and CUDA) and return a torch generator seeded the same way."""
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA). Returns nothing, so that a notebook cell ending with it shows
+    no output."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
-    return torch.Generator().manual_seed(seed)
 
 
 def set_threads(n: int | None = None) -> None:
