@@ -16,13 +16,19 @@ __all__ = ["DLGConfig", "IGConfig", "GIFDConfig", "GGLConfig", "GIASConfig", "Pr
 class DLGConfig:
     """DLG / iDLG (notebook 01): L-BFGS on the squared L2 gradient distance."""
 
-    iterations: int = 100        # outer L-BFGS steps (each runs up to ``inner_steps`` evaluations)
+    iterations: int = 100        # outer L-BFGS steps (each: up to ``inner_steps`` iterations, ``max_evaluations`` gradients)
     inner_steps: int = 20
     lr: float = 1.0
     restarts: int = 2            # a fresh random start when a run ends with a high loss or diverges
     good_enough: float = 1e-5    # stop restarting once the gradient distance is below this × ||g||²
     snapshots: int = 6
     compile: str = "auto"        # the matching oracle under torch.compile: auto | on | off (attacks/oracle.py)
+
+    @property
+    def max_evaluations(self) -> int:
+        """Gradient evaluations one L-BFGS step may make (its line search evaluates more often than it
+        iterates): ⌊1.25 · ``inner_steps``⌋, torch's own default for ``max_eval``, passed explicitly."""
+        return self.inner_steps * 5 // 4
 
 
 @dataclass(frozen=True)

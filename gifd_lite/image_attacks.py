@@ -138,7 +138,8 @@ def short_budget(preset, divisor: int = 6, minimum: int = 6):
     steps = max(minimum, preset.dlg.iterations // divisor)
     short = preset.override(dlg=replace(preset.dlg, iterations=steps, restarts=1))
     return short, {"lbfgs_steps": steps, "of_steps": preset.dlg.iterations, "restarts": 1,
-                   "of_restarts": preset.dlg.restarts, "inner_steps": preset.dlg.inner_steps}
+                   "of_restarts": preset.dlg.restarts, "inner_steps": preset.dlg.inner_steps,
+                   "max_evaluations": preset.dlg.max_evaluations}
 
 
 def equal_budget_runs(cases: list[dict], test_set, index: int, preset, models_by_name: dict, seed: int = 0) -> list[dict]:

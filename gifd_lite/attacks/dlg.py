@@ -53,7 +53,8 @@ def dlg(model: nn.Module, update: list[torch.Tensor], threat_model: ThreatModel,
         if joint:
             label_logits = torch.randn((batch_size, num_classes), generator=gen).to(device).requires_grad_(True)
             variables.append(label_logits)
-        opt = torch.optim.LBFGS(variables, lr=config.lr, max_iter=config.inner_steps, history_size=100, line_search_fn=LINE_SEARCH)
+        opt = torch.optim.LBFGS(variables, lr=config.lr, max_iter=config.inner_steps,
+                                max_eval=config.max_evaluations, history_size=100, line_search_fn=LINE_SEARCH)
 
         evaluated = {}       # the best finite point L-BFGS evaluated during the current step, with its own loss
 
