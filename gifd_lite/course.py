@@ -8,7 +8,8 @@ import os
 import time
 from pathlib import Path
 
-__all__ = ["NOTEBOOK_DIR", "notebooks", "lessons", "solutions", "run_notebook", "run_course", "publish_notebook"]
+__all__ = ["NOTEBOOK_DIR", "notebooks", "lessons", "solutions", "documents", "run_notebook", "run_course",
+           "publish_notebook"]
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -32,6 +33,14 @@ def lessons() -> list[Path]:
 def solutions(only: list[str] | None = None) -> list[Path]:
     """The worked solutions, ``solutions/NN_<lesson>_solutions.ipynb``, one per lesson (``only`` as in notebooks)."""
     return _only(sorted((NOTEBOOK_DIR / "solutions").glob("[0-9][0-9]_*_solutions.ipynb")), only)
+
+
+def documents() -> list[Path]:
+    """The course's markdown pages, which may quote records as the lessons do (``gifd_lite.results``): the
+    instructor guide and notes, the glossary and bibliography, ``docs/results/README.md`` and the README."""
+    root = NOTEBOOK_DIR.parent
+    pages = sorted(p for p in (root / "docs" / "course").rglob("*.md") if "executed" not in p.parts)
+    return pages + [root / "docs" / "results" / "README.md", root / "README.md"]
 
 
 def run_notebook(path: Path, out_root: Path, preset: str = "laptop", seed: int = 0, device: str = "auto",

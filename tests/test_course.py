@@ -6,7 +6,7 @@ import re
 import nbformat
 import pytest
 
-from gifd_lite.course import lessons, notebooks, run_notebook, solutions
+from gifd_lite.course import documents, lessons, notebooks, run_notebook, solutions
 from gifd_lite.results import TAG, tags_in
 
 OPENING = ["### What you will learn", "### Before you start", "### How long it takes", "### Where it sits"]
@@ -85,6 +85,21 @@ def test_quoted_numbers_agree_with_the_records():
                 if tag["text"] != tag["expected"]:
                     wrong.append(f"{path.name}: {tag['text']} but the record says {tag['expected']} ({tag['spec']})")
     print(f"{checked} quoted numbers checked against docs/results")
+    assert not wrong, "\n".join(wrong)
+    assert checked > 0
+
+
+def test_quoted_numbers_in_the_course_pages_agree_with_the_records():
+    """The instructor notes and docs/results/README.md quote records the same way the lessons do."""
+    checked, wrong = 0, []
+    for path in documents():
+        text = path.read_text()
+        assert text.count("<!-- q ") == len(TAG.findall(text)), f"{path.name}: a quote tag without its number"
+        for tag in tags_in(text):
+            checked += 1
+            if tag["text"] != tag["expected"]:
+                wrong.append(f"{path.name}: {tag['text']} but the record says {tag['expected']} ({tag['spec']})")
+    print(f"{checked} quoted numbers in {len(documents())} pages checked against docs/results")
     assert not wrong, "\n".join(wrong)
     assert checked > 0
 

@@ -1,10 +1,11 @@
-"""Rewrite every quoted number in the notebooks' markdown to what docs/results says now.
+"""Rewrite every quoted number in the notebooks' markdown and the course's pages to what docs/results says now.
 
     .venv/bin/python tools/refresh_quotes.py [--check]
 
 A lesson states a measured number followed by a tag naming its record (``gifd_lite.results``); after a table or
-a timing is measured again, this puts the new values into the lessons, their solutions and the executed copies
-in docs/course/executed/ (their markdown only; outputs are what the run printed). ``--check`` changes nothing
+a timing is measured again, this puts the new values into the lessons, their solutions, the executed copies
+in docs/course/executed/ (their markdown only; outputs are what the run printed) and the markdown pages of
+``gifd_lite.course.documents`` (instructor notes, docs/results/README.md). ``--check`` changes nothing
 and exits 1 if any number would change (tests/test_course.py checks the same for the lessons and solutions).
 """
 
@@ -19,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 import nbformat  # noqa: E402
 
+from gifd_lite.course import documents  # noqa: E402
 from gifd_lite.results import refresh  # noqa: E402
 
 
@@ -41,6 +43,12 @@ def main() -> None:
             stale.append(f"{path.relative_to(ROOT)} ({changed} cells)")
             if not args.check:
                 nbformat.write(nb, path)
+    for path in documents():
+        text = path.read_text()
+        if refresh(text) != text:
+            stale.append(f"{path.relative_to(ROOT)}")
+            if not args.check:
+                path.write_text(refresh(text))
     print("\n".join(stale) or "every quoted number is current")
     sys.exit(1 if stale and args.check else 0)
 
