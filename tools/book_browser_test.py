@@ -2,7 +2,8 @@
 
 Checks, on every page: each image is loaded with a non-zero natural size, no error output or Python traceback is
 shown, and every formula has been typeset by MathJax (served from the site itself). A page built from an executed
-notebook (``docs/course/executed/``) must also show at least one figure among its outputs. A full-page screenshot
+notebook (``docs/course/executed/``) must also show every figure that notebook's outputs hold (a solutions
+notebook that only prints tables has none). A full-page screenshot
 of each page goes to ``BUILD/screenshots/``.
 
 Chromium is Debian's ``chromium`` with its ``chromium-driver``, installed with apt-get when missing (as root); the
@@ -15,6 +16,7 @@ be had, the script prints one ``SKIP:`` line and exits 0.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import subprocess
@@ -22,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+EXECUTED = Path(__file__).resolve().parent.parent / "docs" / "course" / "executed"
 WIDTH, MAX_HEIGHT = 1280, 16000          # screenshot size in CSS pixels (Chromium's limit is about 16k)
 TIMEOUT = 600                            # seconds for one page: generous, for a machine busy with training
 
@@ -84,6 +87,16 @@ def screenshot(driver, height: int, path: Path) -> None:
     path.write_bytes(base64.b64decode(shot["data"]))
 
 
+def figures_in_executed_copy(name: str) -> int:
+    """How many image outputs the executed copy behind page ``name`` (``notebooks/….html``) holds; 0 without one."""
+    copy = EXECUTED / Path(name).relative_to("notebooks").with_suffix(".ipynb")
+    if not copy.is_file():
+        return 0
+    cells = json.loads(copy.read_text())["cells"]
+    return sum(any(kind.startswith("image/") for kind in out.get("data", {}))
+               for cell in cells for out in cell.get("outputs", []))
+
+
 def check_page(driver, page: Path, html: Path, shots: Path) -> tuple[dict, list[str]]:
     """Load one page, screenshot it, and return what it showed and its problems."""
     name = page.relative_to(html).as_posix()
@@ -95,8 +108,10 @@ def check_page(driver, page: Path, html: Path, shots: Path) -> tuple[dict, list[
         problems.append(f"{name}: shows an error output or a Python traceback")
     if seen["untypeset"]:
         problems.append(f"{name}: {seen['untypeset']} formulas not typeset by MathJax")
-    if name.startswith("notebooks/") and not seen["noOutputs"] and not seen["outputImages"]:
-        problems.append(f"{name}: built from an executed notebook but shows no figure")
+    seen["expected"] = expected = figures_in_executed_copy(name) if name.startswith("notebooks/") else 0
+    if name.startswith("notebooks/") and not seen["noOutputs"]:
+        if seen["outputImages"] < expected:
+            problems.append(f"{name}: shows {seen['outputImages']} of its executed notebook's {expected} figures")
     return seen, problems
 
 
@@ -124,7 +139,8 @@ def main(build: Path) -> int:
         for page in pages:
             began = time.perf_counter()
             seen, page_problems = check_page(driver, page, html, shots)
-            print(f"  {page.relative_to(html)}: {len(seen['images'])} images, "
+            figures = f" ({seen['outputImages']} output figures of {seen['expected']})" if seen["expected"] else ""
+            print(f"  {page.relative_to(html)}: {len(seen['images'])} images{figures}, "
                   f"{time.perf_counter() - began:.0f} s", flush=True)
             images += len(seen["images"])
             executed += page.relative_to(html).parts[0] == "notebooks" and not seen["noOutputs"]
