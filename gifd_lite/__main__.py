@@ -153,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GIFD's stage choice in every GIFD cell (records made before it existed used loss)")
     r.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
                    help="the matching step under torch.compile in every run (as attack --compile)")
+    r.add_argument("--prior", help="the GAN prior of every generative attack, e.g. cifar10-5-strong (default: "
+                                   "each scenario's own); write such a table to its own --out")
     r.add_argument("--backend", default="local", choices=["local", "dask"])
     r.add_argument("--scheduler", help="a Dask scheduler address; without it a local cluster is started")
     r.add_argument("--workers", type=int, default=2, help="workers of the local Dask cluster (one thread each)")
@@ -533,8 +535,13 @@ def cmd_reproduce(args) -> dict:
     from .runtime import set_threads
 
     set_threads()
+    if args.prior:
+        from .gan import load_generator
+
+        load_generator(args.prior)                      # an unknown or corrupt prior fails here, before any run
     os.environ["GIFD_COMPILE"] = args.compile          # read by every attack's oracle, in Dask workers too
-    specs = table_specs(args.table, args.preset, args.images, args.seeds, args.model, select=args.select)
+    specs = table_specs(args.table, args.preset, args.images, args.seeds, args.model, select=args.select,
+                        prior=args.prior)
     out = Path(args.out or Path("runs") / "reproduce" / args.preset)
     results = out / f"{args.table}.jsonl"
     if args.read_only:
@@ -547,7 +554,8 @@ def cmd_reproduce(args) -> dict:
     rows = summarise(records)
     images = args.images or get_preset(args.preset).n_images
     command = (f"python -m gifd_lite reproduce --table {args.table} --preset {args.preset} --images {images} "
-               f"--seeds {args.seeds} --model {args.model} --select {args.select}")
+               f"--seeds {args.seeds} --model {args.model} --select {args.select}"
+               + (f" --prior {args.prior}" if args.prior else ""))
     md, csv_path = write_table(args.table, rows, out, command, records)
     figure = out / f"{args.table}.png"
     plt.close(plot_table(args.table, rows, figure, title=f"table {args.table} ({args.preset}, {args.model})"))

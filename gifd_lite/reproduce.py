@@ -20,6 +20,7 @@ from pathlib import Path
 from .config import get_preset
 from .errors import GifdError
 from .experiments import RunSpec, current_records, run_spec
+from .pipeline import GENERATIVE_METHODS
 
 __all__ = ["TABLES", "table_specs", "run_table", "recorded", "summarise", "paired_differences", "write_table",
            "plot_table", "mean_ci", "display_cell"]
@@ -115,10 +116,11 @@ TABLES = {"main": _main, "batch": _batch, "fedavg": _fedavg, "defenses": _defens
 
 
 def table_specs(table: str, preset: str, images: int | None = None, seeds: int = 1,
-                model: str = "resnet18", select: str = "auto") -> list[RunSpec]:
+                model: str = "resnet18", select: str = "auto", prior: str | None = None) -> list[RunSpec]:
     """The runs of a named table: ``images`` test images (5, 1005, ...; the ood tables use every 500th image
     of the FL task's 5000), seeds 0..seeds-1, attacking the FL ``model`` (the paper's ResNet-18 by default;
-    the ConvNet is about ten times cheaper on a CPU), GIFD choosing its stage by ``select``."""
+    the ConvNet is about ten times cheaper on a CPU), GIFD choosing its stage by ``select``, and every
+    generative attack drawing on ``prior`` (default: each scenario's own, ``cifar10`` or ``cifar10-5``)."""
     if table not in TABLES:
         raise GifdError(f"unknown table {table!r}: choose one of {', '.join(TABLES)}")
     images = images or get_preset(preset).n_images
@@ -128,7 +130,8 @@ def table_specs(table: str, preset: str, images: int | None = None, seeds: int =
     indices = [(5 + step * k) % (5000 if step == 500 else 10000) for k in range(images)]
     from dataclasses import replace
 
-    specs = [replace(spec, model=model, **({"select": select} if spec.method == "gifd" else {}))
+    specs = [replace(spec, model=model, **({"select": select} if spec.method == "gifd" else {}),
+                     **({"prior": prior} if prior and spec.method in GENERATIVE_METHODS else {}))
              for spec in TABLES[table](preset, indices, list(range(seeds)))]
     # image by image (stable, so each image keeps the table's cell order): a sweep stopped early has every
     # cell measured on the same images

@@ -48,6 +48,7 @@ def test_bad_input_is_one_line_without_traceback(args, tmp_path):
     (["attack", "--method", "ig", "--image", "{img}", "--label", "12"], 2),                # label out of range
     (["attack", "--method", "ig", "--image", "missing.png", "--label", "3"], 1),          # a file that is not there
     (["attack", "--method", "gifd", "--index", "0", "--prior", "{bad}"], 1),              # a corrupt checkpoint
+    (["reproduce", "--table", "label_mapping", "--prior", "{bad}"], 1),                   # ... before any run
 ])
 def test_usage_errors_exit_2_and_runtime_errors_exit_1(args, status, tmp_path):
     from PIL import Image

@@ -32,6 +32,17 @@ def test_tables_attack_the_model_asked_for():
     assert [s.tag for s in convnet] == [s.tag for s in resnet]          # only the model differs
 
 
+def test_a_prior_given_to_a_table_reaches_its_generative_runs_only():
+    plain = reproduce.table_specs("main", "smoke", images=1, model="convnet")
+    strong = reproduce.table_specs("main", "smoke", images=1, model="convnet", prior="cifar10-strong")
+    for a, b in zip(plain, strong):
+        if a.method == "ig":
+            assert a.key() == b.key()                      # IG's records are the same runs with or without it
+        else:
+            assert a.prior is None and b.prior == "cifar10-strong" and a.key() != b.key()
+    assert {s.method for s in strong} >= {"ig", "gifd"}
+
+
 def test_mean_ci_matches_the_t_interval():
     m, h = reproduce.mean_ci([1.0, 2.0, 3.0, 4.0])
     assert m == 2.5 and h == pytest.approx(2.0540, abs=1e-3)     # t_{0.975,3} * s / sqrt(4) = 3.182 * 1.291 / 2
