@@ -555,7 +555,7 @@ def cmd_reproduce(args) -> dict:
     images = args.images or get_preset(args.preset).n_images
     command = (f"python -m gifd_lite reproduce --table {args.table} --preset {args.preset} --images {images} "
                f"--seeds {args.seeds} --model {args.model} --select {args.select}"
-               + (f" --prior {args.prior}" if args.prior else ""))
+               + (f" --prior {args.prior}" if args.prior else "") + (f" --out {args.out}" if args.out else ""))
     md, csv_path = write_table(args.table, rows, out, command, records)
     figure = out / f"{args.table}.png"
     plt.close(plot_table(args.table, rows, figure, title=f"table {args.table} ({args.preset}, {args.model})"))

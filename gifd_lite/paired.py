@@ -53,10 +53,13 @@ def cell_key(tag: str) -> str:
 
 
 def load_records(path: str | Path) -> list[dict]:
-    """Every record of a ``reproduce`` results file (``.jsonl``)."""
-    from .experiments import read_records
+    """The records of a ``reproduce`` results file (``.jsonl``) that its table shows: the current ones (made by
+    the code as it is) when there are any, else every record (a stale table, kept until it is re-run). A re-run
+    appends its records, so without this a cell would mix both protocols."""
+    from .experiments import current_records, read_records
 
-    return read_records(path)
+    current = list(current_records(path).values())
+    return current or read_records(path)
 
 
 def values(records: list[dict], cell: str, stage: str | None = None, key: str = "psnr") -> dict:

@@ -48,3 +48,19 @@ def test_committed_summaries_agree_with_their_records():
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     assert tool.main(["--check"]) == 0, "docs/results/*/summary.json is stale: run tools/summarise_reproduce.py"
+
+
+def test_a_re_run_table_reads_only_its_current_records():
+    """``reproduce`` appends a re-run's records to the old ones; the table and its summary must not mix the two
+    protocols (the committed ``ood`` table was re-run with the current code; ``batch`` is still stale)."""
+    from collections import Counter
+
+    from gifd_lite.experiments import read_records
+    from gifd_lite.paired import load_records
+
+    ood = ROOT / "docs" / "results" / "reproduce" / "ood.jsonl"
+    every, shown = read_records(ood), load_records(ood)
+    assert len(every) > len(shown)
+    assert set(Counter(r["spec"]["tag"] for r in shown).values()) == {10}
+    batch = ROOT / "docs" / "results" / "reproduce" / "batch.jsonl"
+    assert len(load_records(batch)) == len(read_records(batch))          # stale only: shown as it is
