@@ -26,8 +26,10 @@ class DLGConfig:
 
     @property
     def max_evaluations(self) -> int:
-        """Gradient evaluations one L-BFGS step may make (its line search evaluates more often than it
-        iterates): ⌊1.25 · ``inner_steps``⌋, torch's own default for ``max_eval``, passed explicitly."""
+        """Gradient evaluations after which one L-BFGS step stops (its line search evaluates more often than it
+        iterates): ⌊1.25 · ``inner_steps``⌋, torch's own default for ``max_eval``, passed explicitly. The line
+        search checks it only between evaluations, so a step can make one more (older torch releases did not
+        cap the line search at all)."""
         return self.inner_steps * 5 // 4
 
 

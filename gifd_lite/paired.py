@@ -53,13 +53,20 @@ def cell_key(tag: str) -> str:
 
 
 def load_records(path: str | Path) -> list[dict]:
-    """The records of a ``reproduce`` results file (``.jsonl``) that its table shows: the current ones (made by
-    the code as it is) when there are any, else every record (a stale table, kept until it is re-run). A re-run
-    appends its records, so without this a cell would mix both protocols."""
-    from .experiments import current_records, read_records
+    """The records of a ``reproduce`` results file (``.jsonl``) that its table shows, one per run (cell, image,
+    seed): in a cell with current records (made by the code and checkpoints as they are) only those, in a stale
+    cell (kept until it is re-run) its records; the last record of a run wins. A re-run appends its records to
+    the old ones, so without this a cell would mix two protocols."""
+    from .experiments import is_current, read_records
 
-    current = list(current_records(path).values())
-    return current or read_records(path)
+    records, hashes = read_records(path), {}
+    current = [is_current(r, hashes) for r in records]
+    fresh_cells = {r["spec"]["tag"] for r, ok in zip(records, current) if ok}
+    shown = {}
+    for r, ok in zip(records, current):
+        if ok or r["spec"]["tag"] not in fresh_cells:
+            shown[(r["spec"]["tag"], r["spec"]["index"], r["spec"]["seed"])] = r
+    return list(shown.values())
 
 
 def values(records: list[dict], cell: str, stage: str | None = None, key: str = "psnr") -> dict:

@@ -47,9 +47,10 @@ def test_dlg_pairs_every_recorded_loss_with_the_point_it_was_computed_at(cifar_t
         assert abs(recomputed - loss) <= 1e-4 * loss + 1e-9
 
 
-def test_an_lbfgs_step_evaluates_at_most_max_evaluations_gradients(cifar_test, smoke, monkeypatch):
-    """Notebook 01 prints the budget as 'up to inner_steps iterations, max_evaluations gradient evaluations' per
-    L-BFGS step; the line search may evaluate more often than it iterates, never more than max_evaluations."""
+def test_an_lbfgs_step_evaluates_about_max_evaluations_gradients_at_most(cifar_test, smoke, monkeypatch):
+    """Notebook 01 prints the budget as 'up to inner_steps iterations, about max_evaluations gradient evaluations'
+    per L-BFGS step: the line search evaluates more often than it iterates, and stops once a step has made
+    max_evaluations (its last call may add one; older torch releases did not cap the line search)."""
     assert replace(smoke.dlg, inner_steps=20).max_evaluations == 25     # torch's default max_eval, 1.25 x
     model, x, y, update = _observe("lenet", cifar_test)
     config = replace(smoke.dlg, iterations=4, inner_steps=8, restarts=1, good_enough=0.0)
@@ -62,7 +63,7 @@ def test_an_lbfgs_step_evaluates_at_most_max_evaluations_gradients(cifar_test, s
     monkeypatch.setattr(core.Tracker, "update", spy)
     rec = pipeline.run_attack("idlg", model, update, smoke.override(dlg=config), batch_size=1, labels=y)
     assert len(per_step) == 4 and rec.iterations == sum(per_step)
-    assert max(per_step) <= config.max_evaluations == 10
+    assert max(per_step) <= config.max_evaluations + 1 == 11
     assert max(per_step) > 1                                            # the steps did iterate
 
 

@@ -48,7 +48,6 @@ def test_bad_input_is_one_line_without_traceback(args, tmp_path):
     (["attack", "--method", "ig", "--image", "{img}", "--label", "12"], 2),                # label out of range
     (["attack", "--method", "ig", "--image", "missing.png", "--label", "3"], 1),          # a file that is not there
     (["attack", "--method", "gifd", "--index", "0", "--prior", "{bad}"], 1),              # a corrupt checkpoint
-    (["reproduce", "--table", "label_mapping", "--prior", "{bad}"], 1),                   # ... before any run
 ])
 def test_usage_errors_exit_2_and_runtime_errors_exit_1(args, status, tmp_path):
     from PIL import Image
@@ -134,3 +133,11 @@ def test_bench_rejects_bad_numbers_in_one_line(args, message):
     result = _run(*args)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_reproduce_with_a_corrupt_prior_fails_before_any_run(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    out = tmp_path / "out"
+    assert main(["reproduce", "--table", "label_mapping", "--prior", str(bad), "--out", str(out)]) == 1
+    assert not out.exists()                           # no record, no table: nothing ran

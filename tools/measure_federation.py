@@ -53,7 +53,7 @@ def main() -> None:
         metrics = json.loads((Path(args.from_course) / NOTEBOOK.stem / "metrics.json").read_text())
         wall, threads, args.conditions = timed["seconds"], timed["threads"], timed["conditions"]
         command = (f"GIFD_DATA=../shared/data .venv/bin/python tools/measure_course_times.py --preset {args.preset} "
-                   f"--jobs 2 --runs RUNS{' --record-as ' + args.times_key if args.times_key else ''} (make course), "
+                   f"--only {NOTEBOOK.stem} --runs RUNS{' --record-as ' + args.times_key if args.times_key else ''} (make course), "
                    f"then tools/measure_federation.py --from-course RUNS"
                    f"{' --times-key ' + args.times_key if args.times_key else ''}")
     else:
