@@ -524,6 +524,22 @@ def cmd_bench(args) -> dict:
     return rows
 
 
+def _check_prior_fits(prior: str, table: str, specs) -> None:
+    """``reproduce --prior``: the prior loads, and it has as many classes as the prior each of the table's
+    scenarios uses by default (a 5-class prior cannot condition on a 10-class task's labels)."""
+    from .gan import load_generator
+    from .pipeline import GENERATIVE_METHODS
+    from .scenarios import get_scenario
+
+    classes = len(load_generator(prior).classes)
+    for scenario in sorted({s.scenario for s in specs if s.method in GENERATIVE_METHODS}):
+        default = get_scenario(scenario).prior
+        wanted = len(load_generator(default).classes)
+        if wanted != classes:
+            raise GifdError(f"--prior {prior} has {classes} classes, but table {table}'s {scenario} runs need "
+                            f"{wanted} (like {default})")
+
+
 def cmd_reproduce(args) -> dict:
     import matplotlib
 
@@ -535,13 +551,11 @@ def cmd_reproduce(args) -> dict:
     from .runtime import set_threads
 
     set_threads()
-    if args.prior:
-        from .gan import load_generator
-
-        load_generator(args.prior)                      # an unknown or corrupt prior fails here, before any run
     os.environ["GIFD_COMPILE"] = args.compile          # read by every attack's oracle, in Dask workers too
     specs = table_specs(args.table, args.preset, args.images, args.seeds, args.model, select=args.select,
                         prior=args.prior)
+    if args.prior:                                      # a prior that cannot stand in fails here, before any run
+        _check_prior_fits(args.prior, args.table, specs)
     out = Path(args.out or Path("runs") / "reproduce" / args.preset)
     results = out / f"{args.table}.jsonl"
     if args.read_only:

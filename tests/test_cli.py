@@ -141,3 +141,9 @@ def test_reproduce_with_a_corrupt_prior_fails_before_any_run(tmp_path):
     out = tmp_path / "out"
     assert main(["reproduce", "--table", "label_mapping", "--prior", str(bad), "--out", str(out)]) == 1
     assert not out.exists()                           # no record, no table: nothing ran
+
+
+def test_reproduce_with_a_prior_of_the_wrong_class_count_fails_before_any_run(tmp_path):
+    out = tmp_path / "out"                            # table main runs CIFAR-10's ten classes; this prior has five
+    assert main(["reproduce", "--table", "main", "--prior", "cifar10-5-strong", "--out", str(out)]) == 1
+    assert not out.exists()
