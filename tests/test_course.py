@@ -76,14 +76,20 @@ def test_no_cell_shows_a_figure_twice():
     assert not bare, f"end these cells with plt.show() or a semicolon: {bare}"
 
 
-def test_quoted_numbers_agree_with_the_records():
+def _stale_quotes(named_texts) -> tuple[int, list[str]]:
+    """(how many quote tags the ``(name, markdown)`` pairs hold, the ones whose number the record contradicts)."""
     checked, wrong = 0, []
-    for path in notebooks() + solutions():
-        for text in _markdown(nbformat.read(path, as_version=4)):
-            for tag in tags_in(text):
-                checked += 1
-                if tag["text"] != tag["expected"]:
-                    wrong.append(f"{path.name}: {tag['text']} but the record says {tag['expected']} ({tag['spec']})")
+    for name, text in named_texts:
+        for tag in tags_in(text):
+            checked += 1
+            if tag["text"] != tag["expected"]:
+                wrong.append(f"{name}: {tag['text']} but the record says {tag['expected']} ({tag['spec']})")
+    return checked, wrong
+
+
+def test_quoted_numbers_agree_with_the_records():
+    checked, wrong = _stale_quotes((path.name, text) for path in notebooks() + solutions()
+                                   for text in _markdown(nbformat.read(path, as_version=4)))
     print(f"{checked} quoted numbers checked against docs/results")
     assert not wrong, "\n".join(wrong)
     assert checked > 0
@@ -91,15 +97,11 @@ def test_quoted_numbers_agree_with_the_records():
 
 def test_quoted_numbers_in_the_course_pages_agree_with_the_records():
     """The instructor notes and docs/results/README.md quote records the same way the lessons do."""
-    checked, wrong = 0, []
-    for path in documents():
-        text = path.read_text()
-        assert text.count("<!-- q ") == len(TAG.findall(text)), f"{path.name}: a quote tag without its number"
-        for tag in tags_in(text):
-            checked += 1
-            if tag["text"] != tag["expected"]:
-                wrong.append(f"{path.name}: {tag['text']} but the record says {tag['expected']} ({tag['spec']})")
-    print(f"{checked} quoted numbers in {len(documents())} pages checked against docs/results")
+    pages = [(path.name, path.read_text()) for path in documents()]
+    for name, text in pages:
+        assert text.count("<!-- q ") == len(TAG.findall(text)), f"{name}: a quote tag without its number"
+    checked, wrong = _stale_quotes(pages)
+    print(f"{checked} quoted numbers in {len(pages)} pages checked against docs/results")
     assert not wrong, "\n".join(wrong)
     assert checked > 0
 

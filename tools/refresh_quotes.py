@@ -45,10 +45,11 @@ def main() -> None:
                 nbformat.write(nb, path)
     for path in documents():
         text = path.read_text()
-        if refresh(text) != text:
+        new = refresh(text)
+        if new != text:
             stale.append(f"{path.relative_to(ROOT)}")
             if not args.check:
-                path.write_text(refresh(text))
+                path.write_text(new)
     print("\n".join(stale) or "every quoted number is current")
     sys.exit(1 if stale and args.check else 0)
 
