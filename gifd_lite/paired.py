@@ -8,8 +8,10 @@ $d_i = a_i - b_i$, whose spread no longer contains the image-to-image spread. Th
     $\\bar d \\pm t_{0.975,\\,n-1}\\, s_d / \\sqrt n$,
 
 with $s_d$ the standard deviation of the $d_i$ (the paired t-test's interval; ``scipy.stats.ttest_rel`` gives
-the same $t = \\bar d / (s_d/\\sqrt n)$), and on how many of the $n$ images $a$ was higher (a sign count that
-needs no normality). Overlapping per-cell intervals are compatible with a clear paired difference: batch 4 in
+the same $t = \\bar d / (s_d/\\sqrt n)$), on how many of the $n$ images $a$ was higher (a sign count that
+needs no normality), and the Wilcoxon signed-rank test's two-sided p (``scipy.stats.wilcoxon``: it ranks the
+$|d_i|$ and asks whether the positive ones hold more of the rank sum than chance would give; it assumes a
+symmetric, not a normal, distribution of differences, so one image far off the others moves it less than the t-test). Overlapping per-cell intervals are compatible with a clear paired difference: batch 4 in
 ``docs/results/reproduce/batch.md`` is one.
 
 Records are the dicts of a ``reproduce`` results file (``docs/results/reproduce/<table>.jsonl``): a cell is a
@@ -28,9 +30,11 @@ __all__ = ["mean_ci", "paired_difference", "values", "compare_cells", "load_reco
 
 
 def paired_difference(a: list[float], b: list[float]) -> dict:
-    """``a[i] - b[i]`` over pairs: n, mean, ci (95% t half-width), t, p (two-sided paired t-test), and on how
-    many pairs ``a`` was higher or lower."""
+    """``a[i] - b[i]`` over pairs: n, mean, ci (95% t half-width), t, p (two-sided paired t-test), on how
+    many pairs ``a`` was higher or lower, and wilcoxon_p (two-sided Wilcoxon signed-rank; NaN when every
+    difference is zero or there is a single pair)."""
     from scipy.stats import t as student
+    from scipy.stats import wilcoxon
 
     if len(a) != len(b) or not a:
         raise ValueError("a paired difference needs two equally long, non-empty lists")
@@ -38,12 +42,14 @@ def paired_difference(a: list[float], b: list[float]) -> dict:
     n = len(d)
     mean, ci = mean_ci(d)
     out = {"n": n, "mean": mean, "ci": ci, "higher": sum(v > 0 for v in d), "lower": sum(v < 0 for v in d),
-           "t": float("nan"), "p": float("nan")}
+           "t": float("nan"), "p": float("nan"), "wilcoxon_p": float("nan")}
     if n >= 2:
         sd = math.sqrt(sum((v - mean) ** 2 for v in d) / (n - 1))
         if sd > 0:
             out["t"] = mean / (sd / math.sqrt(n))
             out["p"] = float(2 * student.sf(abs(out["t"]), n - 1))
+        if any(v != 0 for v in d):
+            out["wilcoxon_p"] = float(wilcoxon(d).pvalue)
     return out
 
 

@@ -276,9 +276,11 @@ def _reference(table: str, cell: str, cells: list[str]) -> str:
 
 
 def paired_differences(table: str, records: list[dict]) -> list[dict]:
-    """PSNR of each cell minus its reference cell's on the same image and seed: mean ± 95% CI, and on how many
-    of the pairs the cell was higher. Paired differences remove the image-to-image spread that makes the
-    per-cell intervals wide."""
+    """PSNR of each cell minus its reference cell's on the same image and seed: mean ± 95% CI, on how many
+    of the pairs the cell was higher, and the Wilcoxon signed-rank p (:func:`gifd_lite.paired.paired_difference`).
+    Paired differences remove the image-to-image spread that makes the per-cell intervals wide."""
+    from .paired import paired_difference
+
     by_cell = defaultdict(dict)
     for r in records:
         by_cell[r["spec"]["tag"]][(r["spec"]["index"], r["spec"]["seed"])] = r
@@ -291,9 +293,9 @@ def paired_differences(table: str, records: list[dict]) -> list[dict]:
         pairs = [(by_cell[cell][k], by_cell[ref][k]) for k in by_cell[cell] if k in by_cell[ref]]
         if not pairs:
             continue
-        diffs = [a["psnr"] - b["psnr"] for a, b in pairs]
-        row = {"cell": cell, "reference": ref, "n": len(diffs), "difference": mean_ci(diffs),
-               "higher": sum(d > 0 for d in diffs), "stages": None}
+        test = paired_difference([a["psnr"] for a, _ in pairs], [b["psnr"] for _, b in pairs])
+        row = {"cell": cell, "reference": ref, "n": test["n"], "difference": (test["mean"], test["ci"]),
+               "higher": test["higher"], "wilcoxon_p": test["wilcoxon_p"], "stages": None}
         stage_diffs = defaultdict(list)           # both GIFD: the same comparison at every stage
         for a, b in pairs:
             sa, sb = ({s["stage"]: s.get("psnr") for s in r.get("stages", [])} for r in (a, b))
@@ -325,6 +327,10 @@ def _fmt(v, digits=2):
         return "n/a"
     m, h = v
     return f"{m:.{digits}f} ± {h:.{digits}f}" if math.isfinite(h) else f"{m:.{digits}f}"
+
+
+def _p(p: float) -> str:
+    return "n/a" if not math.isfinite(p) else f"{p:.3f}" if p >= 0.001 else "< 0.001"
 
 
 def _stage_lines(caption: str, columns: list[str], items: list[dict], label) -> list[str]:
@@ -364,10 +370,11 @@ def write_table(table: str, rows: list[dict], out_dir: str | Path, command: str,
         lines += [f"| {_md(r['cell'])} | {r['oracle_agreement'][0]} of {r['oracle_agreement'][1]} |" for r in mapped]
     paired = paired_differences(table, records) if records else []
     if paired:
-        lines += ["", "Paired on the same images: PSNR of the cell minus PSNR of the reference cell (dB).", "",
-                  "| cell | minus | n | mean difference | cell higher on |", "|---|---|---|---|---|"]
+        lines += ["", "Paired on the same images: PSNR of the cell minus PSNR of the reference cell (dB), with the "
+                  "Wilcoxon signed-rank test's two-sided p.", "",
+                  "| cell | minus | n | mean difference | cell higher on | Wilcoxon p |", "|---|---|---|---|---|---|"]
         lines += [f"| {_md(p['cell'])} | {_md(p['reference'])} | {p['n']} | {_fmt(p['difference'])} | "
-                  f"{p['higher']} of {p['n']} |" for p in paired]
+                  f"{p['higher']} of {p['n']} | {_p(p['wilcoxon_p'])} |" for p in paired]
     lines += _stage_lines("The same paired difference at every GIFD stage (each stage's best restart; dB):",
                           ["cell", "minus"], paired, lambda p: [p["cell"], p["reference"]])
     if gallery is not None:

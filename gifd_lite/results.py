@@ -17,6 +17,19 @@ and the record disagree, so a refreshed table cannot leave a lesson behind. A ta
 
 Optional trailing fields: ``digits=N`` (default 2), ``scale=100`` (fractions as percentages), ``sign`` (a
 leading + on positive values).
+
+A sentence that *concludes* something from a record carries a claim tag, checked the same way, so a refreshed
+table that no longer supports a conclusion fails the tests at the very sentence that draws it::
+
+    GIFD beats IG at batch 4<!-- claim reproduce/summary.json | batch | paired | gifd B=4 - ig B=4 | higher -->
+
+``claim <file> | <key> ... | <verdict>``, the keys as for ``q``, the verdict one of
+
+- ``higher`` / ``lower``: a paired difference whose 95% t-interval lies above / below zero and, where the record
+  has it, whose Wilcoxon signed-rank p is below 0.05 (the keys name an entry with ``mean`` and ``ci``; in a ``.md``
+  quote block, the key's value is the mean and ``<key> ci`` the half-width);
+- ``unsettled``: the interval includes zero (no established difference either way);
+- ``> x``, ``>= x``, ``< x``, ``<= x``, ``== x``: the number at the keys against ``x``.
 """
 
 from __future__ import annotations
@@ -29,10 +42,12 @@ from pathlib import Path
 
 from .errors import GifdError
 
-__all__ = ["RESULTS_DIR", "lookup", "quote", "tags_in", "refresh", "TAG"]
+__all__ = ["RESULTS_DIR", "lookup", "quote", "tags_in", "refresh", "TAG", "CLAIM", "claims_in", "judge"]
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "docs" / "results"
 TAG = re.compile(r"(?P<text>[+\-−]?\d[\d,]*(?:\.\d+)?)\s*(?P<unit>[^\s<]{0,3})\s*<!--\s*q\s+(?P<spec>.*?)\s*-->")
+CLAIM = re.compile(r"<!--\s*claim\s+(?P<spec>.*?)\s*-->", re.S)
+_COMPARE = re.compile(r"(?P<op>>=|<=|==|>|<)\s*(?P<x>[+\-]?\d+(?:\.\d+)?)")
 
 
 @lru_cache(maxsize=None)
@@ -116,3 +131,49 @@ def refresh(markdown: str) -> str:
             new = f"{int(new):,}" if new.lstrip("+-").isdigit() else new
         return new + m.group(0)[len(m["text"]):]
     return TAG.sub(rewrite, markdown)
+
+
+def _interval(name: str, keys: list[str]) -> tuple[float, float, float]:
+    """(mean, 95% half-width, Wilcoxon p or NaN) of the paired difference at ``keys``."""
+    value = lookup(name, *keys)
+    if isinstance(value, dict):
+        if "mean" not in value or "ci" not in value:
+            raise GifdError(f"docs/results/{name} | {' | '.join(keys)} is not a paired difference (no mean and ci)")
+        return float(value["mean"]), float(value["ci"]), float(value.get("wilcoxon_p") or "nan")
+    if name.endswith(".md"):
+        return float(value), float(lookup(name, *keys[:-1], keys[-1] + " ci")), float("nan")
+    raise GifdError(f"docs/results/{name} | {' | '.join(keys)} is a number, not a paired difference")
+
+
+def judge(spec: str) -> tuple[bool, str]:
+    """Whether the claim ``spec`` (``<file> | <key> ... | <verdict>``, see the module doc) holds for the committed
+    records, and what the record says."""
+    name, *rest = [f.strip() for f in spec.split("|")]
+    if not rest:
+        raise GifdError(f"claim {spec!r} names no verdict")
+    *keys, verdict = rest
+    if name.endswith(".csv") and len(keys) > 2:          # a cell name may contain " | ", as in _parse
+        keys = [" | ".join(keys[:-1]), keys[-1]]
+    if verdict in ("higher", "lower", "unsettled"):
+        mean, ci, p = _interval(name, keys)
+        said = f"{mean:+.2f} ± {ci:.2f}" + ("" if p != p else f", Wilcoxon p {p:.3f}")
+        above, below = mean - ci > 0, mean + ci < 0
+        settled = p != p or p < 0.05
+        holds = {"higher": above and settled, "lower": below and settled, "unsettled": not (above or below)}[verdict]
+        return holds, said
+    m = _COMPARE.fullmatch(verdict)
+    if not m:
+        raise GifdError(f"claim {spec!r}: the verdict must be higher, lower, unsettled or a comparison such as '> 0'")
+    value, x = float(lookup(name, *keys)), float(m["x"])
+    holds = {">": value > x, ">=": value >= x, "<": value < x, "<=": value <= x, "==": value == x}[m["op"]]
+    return holds, f"{value:g}"
+
+
+def claims_in(markdown: str) -> list[dict]:
+    """Every claim tag in ``markdown``: its spec, whether it holds, and what the record says."""
+    found = []
+    for m in CLAIM.finditer(markdown):
+        spec = " ".join(m["spec"].split())
+        holds, said = judge(spec)
+        found.append({"spec": spec, "holds": holds, "record": said})
+    return found

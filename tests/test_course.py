@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from gifd_lite.course import documents, lessons, notebooks, run_notebook, solutions
-from gifd_lite.results import TAG, tags_in
+from gifd_lite.results import CLAIM, TAG, claims_in, tags_in
 
 OPENING = ["### What you will learn", "### Before you start", "### How long it takes", "### Where it sits"]
 CLOSING = ["## Takeaways", "## Check your understanding", "## Exercises"]
@@ -104,6 +104,57 @@ def test_quoted_numbers_in_the_course_pages_agree_with_the_records():
     print(f"{checked} quoted numbers in {len(pages)} pages checked against docs/results")
     assert not wrong, "\n".join(wrong)
     assert checked > 0
+
+
+def _course_texts() -> list[tuple[str, str]]:
+    """(name, markdown) of every lesson's and solutions notebook's markdown cells and of every course page."""
+    return [(path.name, text) for path in notebooks() + solutions()
+            for text in _markdown(nbformat.read(path, as_version=4))] + \
+           [(path.name, path.read_text()) for path in documents()]
+
+
+def test_conclusions_hold_for_the_records():
+    """Every sentence that concludes something from a record (a claim tag) still holds: a table measured again that
+    no longer supports a conclusion fails here, at the sentence that draws it."""
+    checked, failing = 0, []
+    for name, text in _course_texts():
+        for claim in claims_in(text):
+            checked += 1
+            if not claim["holds"]:
+                failing.append(f"{name}: '{claim['spec']}' does not hold: the record says {claim['record']}")
+    print(f"{checked} conclusions checked against docs/results")
+    assert not failing, "\n".join(failing)
+    assert checked > 0
+
+
+def test_claim_verdicts_on_known_records(tmp_path, monkeypatch):
+    import json
+
+    from gifd_lite import results
+
+    (tmp_path / "s.json").write_text(json.dumps({
+        "clear": {"mean": 1.0, "ci": 0.5, "wilcoxon_p": 0.01}, "ranks_disagree": {"mean": 1.0, "ci": 0.5, "wilcoxon_p": 0.2},
+        "zero_inside": {"mean": -0.1, "ci": 0.5, "wilcoxon_p": 0.8}, "down": {"mean": -2.0, "ci": 1.0}, "count": 7}))
+    (tmp_path / "t.md").write_text("text\n```quote\nrule diff: 1.5\nrule diff ci: 2.0\n```\n")
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    results._load.cache_clear()
+    try:
+        verdicts = {spec: results.judge(spec)[0] for spec in (
+            "s.json | clear | higher", "s.json | clear | unsettled", "s.json | ranks_disagree | higher",
+            "s.json | zero_inside | unsettled", "s.json | zero_inside | lower", "s.json | down | lower",
+            "t.md | rule diff | unsettled", "t.md | rule diff | higher", "s.json | count | >= 7", "s.json | count | > 7")}
+        assert verdicts == {"s.json | clear | higher": True, "s.json | clear | unsettled": False,
+                            "s.json | ranks_disagree | higher": False, "s.json | zero_inside | unsettled": True,
+                            "s.json | zero_inside | lower": False, "s.json | down | lower": True,
+                            "t.md | rule diff | unsettled": True, "t.md | rule diff | higher": False,
+                            "s.json | count | >= 7": True, "s.json | count | > 7": False}
+        with pytest.raises(Exception, match="not a paired difference"):
+            results.judge("s.json | count | higher")
+        with pytest.raises(Exception, match="verdict"):
+            results.judge("s.json | count | bigger")
+        assert len(CLAIM.findall("a<!-- claim s.json | clear |\n higher --> b")) == 1   # a tag may wrap
+    finally:
+        results._load.cache_clear()
 
 
 def test_refresh_rewrites_a_stale_number_and_keeps_the_rest():

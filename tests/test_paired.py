@@ -28,6 +28,15 @@ def test_paired_difference_matches_scipy_ttest_rel():
     assert p["mean"] == pytest.approx((lo + hi) / 2) and p["ci"] == pytest.approx((hi - lo) / 2)
 
 
+def test_wilcoxon_signed_rank_on_known_cases():
+    # ten positive differences: the exact two-sided p is 2 / 2**10 (only all-positive or all-negative signs are as extreme)
+    assert paired_difference(list(range(1, 11)), [0] * 10)["wilcoxon_p"] == pytest.approx(2 / 1024)
+    # ranks 1..5, the 4th negative: W- = 4; 7 of the 32 sign patterns have W- <= 4, so p = 2 * 7/32
+    assert paired_difference([1, 2, 3, -4, 5], [0] * 5)["wilcoxon_p"] == pytest.approx(14 / 32)
+    assert paired_difference(A, B)["wilcoxon_p"] == pytest.approx(stats.wilcoxon(A, B).pvalue)
+    assert math.isnan(paired_difference([2.0, 3.0], [2.0, 3.0])["wilcoxon_p"])   # no difference to rank
+
+
 def test_overlapping_intervals_with_a_clear_paired_difference():
     (ma, ha), (mb, hb) = mean_ci(A), mean_ci(B)
     assert ma - ha < mb + hb                                   # the unpaired intervals overlap ...

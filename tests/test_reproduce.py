@@ -138,6 +138,7 @@ def test_paired_differences_compare_each_cell_with_gifd_on_the_same_image():
     (row,) = reproduce.paired_differences("batch", records)
     assert row["cell"] == "ig | B=1" and row["reference"] == "gifd | B=1" and row["n"] == 2
     assert row["difference"][0] == pytest.approx(-2.0) and row["higher"] == 1
+    assert row["wilcoxon_p"] == pytest.approx(1.0)                # one image up 1 dB, one down 5: no evidence
     assert row["stages"] is None                                  # IG has no stages
     mapped = [record("gifd | mapping=none", 5, 20.0, [("latent", 12.0), ("4x4", 20.0)]),
               record("gifd | mapping=soft", 5, 21.0, [("latent", 15.0), ("4x4", 21.0)])]

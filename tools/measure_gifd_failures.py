@@ -101,8 +101,9 @@ def main():
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    for variant in args.run:
-        run_table(specs(variant, args.images), RECORDS, backend="dask", workers=args.workers,
+    if args.run:  # image by image, so a run cut short still leaves every variant paired on its first images
+        todo = sorted((s for v in args.run for s in specs(v, args.images)), key=lambda s: s.index)
+        run_table(todo, RECORDS, backend="dask", workers=args.workers,
                   on_record=lambda r: print(r["spec"]["tag"], r["spec"]["index"], round(r["psnr"], 2), flush=True))
     committed, quote_a = committed_shares()
     variants, quote_b = variant_section(args.images)

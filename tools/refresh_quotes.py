@@ -7,6 +7,8 @@ a timing is measured again, this puts the new values into the lessons, their sol
 in docs/course/executed/ (their markdown only; outputs are what the run printed) and the markdown pages of
 ``gifd_lite.course.documents`` (instructor notes, docs/results/README.md). ``--check`` changes nothing
 and exits 1 if any number would change (tests/test_course.py checks the same for the lessons and solutions).
+Either way it then lists every conclusion (claim tag) the records no longer support, and exits 1 if there is one:
+those sentences need rewriting by hand.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 import nbformat  # noqa: E402
 
 from gifd_lite.course import documents  # noqa: E402
-from gifd_lite.results import refresh  # noqa: E402
+from gifd_lite.results import claims_in, refresh  # noqa: E402
 
 
 def main() -> None:
@@ -51,7 +53,15 @@ def main() -> None:
             if not args.check:
                 path.write_text(new)
     print("\n".join(stale) or "every quoted number is current")
-    sys.exit(1 if stale and args.check else 0)
+    failing = []
+    for path in sorted((ROOT / "notebooks").glob("**/*.ipynb")) + documents():
+        texts = ([c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
+                 if path.suffix == ".ipynb" else [path.read_text()])
+        failing += [f"{path.relative_to(ROOT)}: {c['spec']} (the record says {c['record']})"
+                    for text in texts for c in claims_in(text) if not c["holds"]]
+    if failing:
+        print("conclusions the records no longer support (rewrite these sentences):", *failing, sep="\n  ")
+    sys.exit(1 if failing or (stale and args.check) else 0)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from gifd_lite.paired import cell_key, compare_cells, load_records, mean_ci  # noqa: E402
 
-DIRS = ("reproduce", "reproduce_resnet18")
+DIRS = ("reproduce", "reproduce_resnet18", "reproduce_strong")
 
 
 def _method(tag: str) -> str:
@@ -98,7 +98,7 @@ def summarise(directory: Path) -> dict:
         table_summary, cells = summarise_table(records)
         for cell, ref in pairs(path.stem, cells):
             cmp = compare_cells(records, cell, ref)
-            entry = {k: cmp["paired"][k] for k in ("n", "mean", "ci", "higher", "lower", "t", "p")}
+            entry = {k: cmp["paired"][k] for k in ("n", "mean", "ci", "higher", "lower", "t", "p", "wilcoxon_p")}
             entry["intervals_overlap"] = cmp["intervals_overlap"]
             common = [n for n in _stage_names(records, cell) if n in _stage_names(records, ref)]
             if common:
