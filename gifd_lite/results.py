@@ -15,6 +15,9 @@ and the record disagree, so a refreshed table cannot leave a lesson behind. A ta
 - a ``.md`` file: the ``key: value`` pairs of its fenced ``quote`` blocks (written by the ``tools/measure_*``
   scripts that also write the page), for summaries such as paired differences.
 
+Inside a markdown table row, write the separators as ``\\|`` (a bare ``|`` would split the table's cell even
+inside a comment); the tags read the same either way.
+
 Optional trailing fields: ``digits=N`` (default 2), ``scale=100`` (fractions as percentages), ``sign`` (a
 leading + on positive values).
 
@@ -92,8 +95,13 @@ def quote(name: str, *keys: str, digits: int = 2, scale: float = 1.0, sign: bool
     return f"+{text}" if sign and number > 0 else text
 
 
+def _fields(spec: str) -> list[str]:
+    """A tag's ``|``-separated fields; ``\\|`` (a table row's escaped separator) counts as ``|``."""
+    return [f.strip() for f in spec.replace("\\|", "|").split("|")]
+
+
 def _parse(spec: str) -> tuple[str, list[str], dict]:
-    fields = [f.strip() for f in spec.split("|")]
+    fields = _fields(spec)
     name, keys, options = fields[0], [], {}
     for f in fields[1:]:
         if re.fullmatch(r"digits=\d+", f):
@@ -148,7 +156,7 @@ def _interval(name: str, keys: list[str]) -> tuple[float, float, float]:
 def judge(spec: str) -> tuple[bool, str]:
     """Whether the claim ``spec`` (``<file> | <key> ... | <verdict>``, see the module doc) holds for the committed
     records, and what the record says."""
-    name, *rest = [f.strip() for f in spec.split("|")]
+    name, *rest = _fields(spec)
     if not rest:
         raise GifdError(f"claim {spec!r} names no verdict")
     *keys, verdict = rest

@@ -174,6 +174,21 @@ def test_every_quote_tag_is_well_formed():
             assert text.count("<!-- q ") == len(TAG.findall(text)), f"{path.name}: a quote tag without its number"
 
 
+def test_tags_inside_a_table_row_escape_their_separators():
+    """A bare ``|`` inside a comment still splits a markdown table's cell: the tag then shows as text and the row
+    loses a column. In a table row, tags write ``\\|``."""
+    import re
+
+    broken = [f"{name}: {line.strip()[:80]}" for name, text in _course_texts() for line in text.splitlines()
+              if line.lstrip().startswith("|")
+              and any(re.search(r"(?<!\\)\|", c) for c in re.findall(r"<!--.*?-->", line))]
+    assert not broken, "\n".join(broken)
+    from gifd_lite.results import judge, tags_in
+    row = "| batch 8 | 1.0<!-- q foundation.md \\| idlg lenet, mean psnr --> |"
+    assert tags_in(row)[0]["expected"] == tags_in("1.0<!-- q foundation.md | idlg lenet, mean psnr -->")[0]["expected"]
+    assert judge("foundation.md \\| idlg lenet, mean psnr \\| > 0") == judge("foundation.md | idlg lenet, mean psnr | > 0")
+
+
 def test_every_lesson_with_exercises_has_a_solutions_notebook():
     names = {p.stem.removesuffix("_solutions") for p in solutions()}
     missing = [p.stem for p in lessons() if p.stem not in names]

@@ -76,8 +76,9 @@ def summarise_table(records: list[dict]) -> dict:
     for c in cells:
         rs = [r for r in records if r["spec"]["tag"] == c]
         row = {"n": len(rs)}
-        for key in ("psnr", "ssim"):
-            row[key], row[f"{key}_ci"] = mean_ci([r[key] for r in rs])
+        for key in ("psnr", "ssim", "lpips"):        # LPIPS where every run of the cell has it (issue 19)
+            if all(r.get(key) is not None for r in rs):
+                row[key], row[f"{key}_ci"] = mean_ci([r[key] for r in rs])
         stages = {}
         for name in _stage_names(records, c):
             vals = [s["psnr"] for r in rs for s in r.get("stages", []) if s["stage"] == name and s.get("psnr") is not None]
