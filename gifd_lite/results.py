@@ -48,7 +48,7 @@ from .errors import GifdError
 __all__ = ["RESULTS_DIR", "lookup", "quote", "tags_in", "refresh", "TAG", "CLAIM", "claims_in", "judge"]
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "docs" / "results"
-TAG = re.compile(r"(?P<text>[+\-−]?\d[\d,]*(?:\.\d+)?)\s*(?P<unit>[^\s<]{0,3})\s*<!--\s*q\s+(?P<spec>.*?)\s*-->")
+TAG = re.compile(r"(?P<text>[+\-−]?\d[\d,]*(?:\.\d+)?)\s*(?P<unit>[^\s<\d]{0,3})\s*<!--\s*q\s+(?P<spec>.*?)\s*-->")
 CLAIM = re.compile(r"<!--\s*claim\s+(?P<spec>.*?)\s*-->", re.S)
 _COMPARE = re.compile(r"(?P<op>>=|<=|==|>|<)\s*(?P<x>[+\-]?\d+(?:\.\d+)?)")
 
