@@ -32,7 +32,10 @@ table that no longer supports a conclusion fails the tests at the very sentence 
   has it, whose Wilcoxon signed-rank p is below 0.05 (the keys name an entry with ``mean`` and ``ci``; in a ``.md``
   quote block, the key's value is the mean and ``<key> ci`` the half-width);
 - ``unsettled``: the interval includes zero (no established difference either way);
-- ``> x``, ``>= x``, ``< x``, ``<= x``, ``== x``: the number at the keys against ``x``.
+- ``> x``, ``>= x``, ``< x``, ``<= x``, ``== x``: the number at the keys against ``x``;
+- ``< <file> | <key> ...`` (any of the five operators): the number at the keys against another record's
+  number, for an ordering of two means that no paired entry holds (it states an ordering, not an established
+  difference: say so in the text).
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ __all__ = ["RESULTS_DIR", "lookup", "quote", "tags_in", "refresh", "TAG", "CLAIM
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "docs" / "results"
 TAG = re.compile(r"(?P<text>[+\-−]?\d[\d,]*(?:\.\d+)?)\s*(?P<unit>[^\s<\d]{0,3})\s*<!--\s*q\s+(?P<spec>.*?)\s*-->")
 CLAIM = re.compile(r"<!--\s*claim\s+(?P<spec>.*?)\s*-->", re.S)
+_RELATIVE = re.compile(r"(?P<op>>=|<=|==|>|<)\s*(?P<file>[\w./-]+\.(?:json|csv|md))")
+_OPS = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__, "==": float.__eq__}
 _COMPARE = re.compile(r"(?P<op>>=|<=|==|>|<)\s*(?P<x>[+\-]?\d+(?:\.\d+)?)")
 
 
@@ -153,15 +158,25 @@ def _interval(name: str, keys: list[str]) -> tuple[float, float, float]:
     raise GifdError(f"docs/results/{name} | {' | '.join(keys)} is a number, not a paired difference")
 
 
+def _csv_keys(name: str, keys: list[str]) -> list[str]:
+    """A .csv record's keys are (cell, column), and a cell name may itself contain `` | `` (as in :func:`_parse`)."""
+    return [" | ".join(keys[:-1]), keys[-1]] if name.endswith(".csv") and len(keys) > 2 else keys
+
+
 def judge(spec: str) -> tuple[bool, str]:
     """Whether the claim ``spec`` (``<file> | <key> ... | <verdict>``, see the module doc) holds for the committed
     records, and what the record says."""
     name, *rest = _fields(spec)
     if not rest:
         raise GifdError(f"claim {spec!r} names no verdict")
+    for k, field in enumerate(rest):                     # two records compared: "<keys> | < <file> | <keys>"
+        m = _RELATIVE.fullmatch(field)
+        if m:
+            a = float(lookup(name, *_csv_keys(name, rest[:k])))
+            b = float(lookup(m["file"], *_csv_keys(m["file"], rest[k + 1:])))
+            return _OPS[m["op"]](a, b), f"{a:g} {m['op']} {b:g}"
     *keys, verdict = rest
-    if name.endswith(".csv") and len(keys) > 2:          # a cell name may contain " | ", as in _parse
-        keys = [" | ".join(keys[:-1]), keys[-1]]
+    keys = _csv_keys(name, keys)
     if verdict in ("higher", "lower", "unsettled"):
         mean, ci, p = _interval(name, keys)
         said = f"{mean:+.2f} ± {ci:.2f}" + ("" if p != p else f", Wilcoxon p {p:.3f}")
@@ -172,9 +187,8 @@ def judge(spec: str) -> tuple[bool, str]:
     m = _COMPARE.fullmatch(verdict)
     if not m:
         raise GifdError(f"claim {spec!r}: the verdict must be higher, lower, unsettled or a comparison such as '> 0'")
-    value, x = float(lookup(name, *keys)), float(m["x"])
-    holds = {">": value > x, ">=": value >= x, "<": value < x, "<=": value <= x, "==": value == x}[m["op"]]
-    return holds, f"{value:g}"
+    value = float(lookup(name, *keys))
+    return _OPS[m["op"]](value, float(m["x"])), f"{value:g}"
 
 
 def claims_in(markdown: str) -> list[dict]:

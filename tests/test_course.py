@@ -142,12 +142,14 @@ def test_claim_verdicts_on_known_records(tmp_path, monkeypatch):
         verdicts = {spec: results.judge(spec)[0] for spec in (
             "s.json | clear | higher", "s.json | clear | unsettled", "s.json | ranks_disagree | higher",
             "s.json | zero_inside | unsettled", "s.json | zero_inside | lower", "s.json | down | lower",
-            "t.md | rule diff | unsettled", "t.md | rule diff | higher", "s.json | count | >= 7", "s.json | count | > 7")}
+            "t.md | rule diff | unsettled", "t.md | rule diff | higher", "s.json | count | >= 7", "s.json | count | > 7",
+            "s.json | count | > t.md | rule diff", "t.md | rule diff | >= s.json | count")}
         assert verdicts == {"s.json | clear | higher": True, "s.json | clear | unsettled": False,
                             "s.json | ranks_disagree | higher": False, "s.json | zero_inside | unsettled": True,
                             "s.json | zero_inside | lower": False, "s.json | down | lower": True,
                             "t.md | rule diff | unsettled": True, "t.md | rule diff | higher": False,
-                            "s.json | count | >= 7": True, "s.json | count | > 7": False}
+                            "s.json | count | >= 7": True, "s.json | count | > 7": False,
+                            "s.json | count | > t.md | rule diff": True, "t.md | rule diff | >= s.json | count": False}
         with pytest.raises(Exception, match="not a paired difference"):
             results.judge("s.json | count | higher")
         with pytest.raises(Exception, match="verdict"):
