@@ -18,7 +18,8 @@ and the record disagree, so a refreshed table cannot leave a lesson behind. A ta
 Inside a markdown table row, write the separators as ``\\|`` (a bare ``|`` would split the table's cell even
 inside a comment); the tags read the same either way.
 
-Optional trailing fields: ``digits=N`` (default 2), ``scale=100`` (fractions as percentages), ``sign`` (a
+Optional trailing fields: ``digits=N`` (default 2), ``scale=100`` (fractions as percentages; ``scale=-1`` quotes
+B − A from a record of A − B), ``sign`` (a
 leading + on positive values).
 
 A sentence that *concludes* something from a record carries a claim tag, checked the same way, so a refreshed
@@ -111,7 +112,7 @@ def _parse(spec: str) -> tuple[str, list[str], dict]:
     for f in fields[1:]:
         if re.fullmatch(r"digits=\d+", f):
             options["digits"] = int(f.split("=")[1])
-        elif re.fullmatch(r"scale=[\d.]+", f):
+        elif re.fullmatch(r"scale=-?[\d.]+", f):
             options["scale"] = float(f.split("=")[1])
         elif f == "sign":
             options["sign"] = True
