@@ -30,9 +30,11 @@ table that no longer supports a conclusion fails the tests at the very sentence 
 ``claim <file> | <key> ... | <verdict>``, the keys as for ``q``, the verdict one of
 
 - ``higher`` / ``lower``: a paired difference whose 95% t-interval lies above / below zero and, where the record
-  has it, whose Wilcoxon signed-rank p is below 0.05 (the keys name an entry with ``mean`` and ``ci``; in a ``.md``
-  quote block, the key's value is the mean and ``<key> ci`` the half-width);
-- ``unsettled``: the interval includes zero (no established difference either way);
+  has it, whose Wilcoxon signed-rank p is below 0.05 (the keys name an entry with ``mean``, ``ci`` and
+  ``wilcoxon_p``; in a ``.md`` quote block, the key's value is the mean, ``<key> ci`` the half-width and
+  ``<key> wilcoxon p`` the p). With five pairs or fewer the exact Wilcoxon p cannot go below 0.0625, so a record
+  that carries it can then never say ``higher`` or ``lower``: five images establish no difference here;
+- ``unsettled``: neither ``higher`` nor ``lower`` (no established difference either way);
 - ``> x``, ``>= x``, ``< x``, ``<= x``, ``== x``: the number at the keys against ``x``;
 - ``< <file> | <key> ...`` (any of the five operators): the number at the keys against another record's
   number, for an ordering of two means that no paired entry holds (it states an ordering, not an established
@@ -43,6 +45,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -56,7 +59,7 @@ TAG = re.compile(r"(?P<text>[+\-−]?\d[\d,]*(?:\.\d+)?)\s*(?P<unit>[^\s<\d]{0,3
 CLAIM = re.compile(r"<!--\s*claim\s+(?P<spec>.*?)\s*-->", re.S)
 _RELATIVE = re.compile(r"(?P<op>>=|<=|==|>|<)\s*(?P<file>[\w./-]+\.(?:json|csv|md))")
 _OPS = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__, "==": float.__eq__}
-_COMPARE = re.compile(r"(?P<op>>=|<=|==|>|<)\s*(?P<x>[+\-]?\d+(?:\.\d+)?)")
+_COMPARE = re.compile(r"(?P<op>>=|<=|==|>|<)\s*(?P<x>[+\-−]?\d+(?:\.\d+)?)")
 
 
 @lru_cache(maxsize=None)
@@ -147,15 +150,33 @@ def refresh(markdown: str) -> str:
     return TAG.sub(rewrite, markdown)
 
 
+def _number(name: str, keys: list[str]) -> float:
+    """The finite number at ``keys`` in a record; a missing, null or NaN value is an error, not a verdict."""
+    raw = lookup(name, *keys)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise GifdError(f"docs/results/{name} | {' | '.join(keys)} is {raw!r}, not a number") from None
+    if not math.isfinite(value):
+        raise GifdError(f"docs/results/{name} | {' | '.join(keys)} is {raw!r}: nothing to conclude from")
+    return value
+
+
 def _interval(name: str, keys: list[str]) -> tuple[float, float, float]:
-    """(mean, 95% half-width, Wilcoxon p or NaN) of the paired difference at ``keys``."""
+    """(mean, 95% half-width, Wilcoxon p or NaN) of the paired difference at ``keys``: an entry with ``mean``,
+    ``ci`` (and ``wilcoxon_p``), or in a ``.md`` quote block the key, ``<key> ci`` (and ``<key> wilcoxon p``)."""
     value = lookup(name, *keys)
     if isinstance(value, dict):
         if "mean" not in value or "ci" not in value:
             raise GifdError(f"docs/results/{name} | {' | '.join(keys)} is not a paired difference (no mean and ci)")
-        return float(value["mean"]), float(value["ci"]), float(value.get("wilcoxon_p") or "nan")
+        p = value.get("wilcoxon_p")
+        return (_number(name, [*keys, "mean"]), _number(name, [*keys, "ci"]),
+                float("nan") if p is None else float(p))
     if name.endswith(".md"):
-        return float(value), float(lookup(name, *keys[:-1], keys[-1] + " ci")), float("nan")
+        stem = keys[-1]
+        pairs = _load(name)
+        p = float(pairs[f"{stem} wilcoxon p"]) if f"{stem} wilcoxon p" in pairs else float("nan")
+        return _number(name, keys), _number(name, [*keys[:-1], stem + " ci"]), p
     raise GifdError(f"docs/results/{name} | {' | '.join(keys)} is a number, not a paired difference")
 
 
@@ -173,23 +194,24 @@ def judge(spec: str) -> tuple[bool, str]:
     for k, field in enumerate(rest):                     # two records compared: "<keys> | < <file> | <keys>"
         m = _RELATIVE.fullmatch(field)
         if m:
-            a = float(lookup(name, *_csv_keys(name, rest[:k])))
-            b = float(lookup(m["file"], *_csv_keys(m["file"], rest[k + 1:])))
+            if k == 0 or k == len(rest) - 1:
+                raise GifdError(f"claim {spec!r}: an ordering needs keys on both sides of {field!r}")
+            a = _number(name, _csv_keys(name, rest[:k]))
+            b = _number(m["file"], _csv_keys(m["file"], rest[k + 1:]))
             return _OPS[m["op"]](a, b), f"{a:g} {m['op']} {b:g}"
     *keys, verdict = rest
     keys = _csv_keys(name, keys)
     if verdict in ("higher", "lower", "unsettled"):
         mean, ci, p = _interval(name, keys)
         said = f"{mean:+.2f} ± {ci:.2f}" + ("" if p != p else f", Wilcoxon p {p:.3f}")
-        above, below = mean - ci > 0, mean + ci < 0
         settled = p != p or p < 0.05
-        holds = {"higher": above and settled, "lower": below and settled, "unsettled": not (above or below)}[verdict]
-        return holds, said
+        higher, lower = mean - ci > 0 and settled, mean + ci < 0 and settled
+        return {"higher": higher, "lower": lower, "unsettled": not (higher or lower)}[verdict], said
     m = _COMPARE.fullmatch(verdict)
     if not m:
         raise GifdError(f"claim {spec!r}: the verdict must be higher, lower, unsettled or a comparison such as '> 0'")
-    value = float(lookup(name, *keys))
-    return _OPS[m["op"]](value, float(m["x"])), f"{value:g}"
+    value = _number(name, keys)
+    return _OPS[m["op"]](value, float(m["x"].replace("−", "-"))), f"{value:g}"
 
 
 def claims_in(markdown: str) -> list[dict]:

@@ -134,8 +134,10 @@ def test_claim_verdicts_on_known_records(tmp_path, monkeypatch):
 
     (tmp_path / "s.json").write_text(json.dumps({
         "clear": {"mean": 1.0, "ci": 0.5, "wilcoxon_p": 0.01}, "ranks_disagree": {"mean": 1.0, "ci": 0.5, "wilcoxon_p": 0.2},
-        "zero_inside": {"mean": -0.1, "ci": 0.5, "wilcoxon_p": 0.8}, "down": {"mean": -2.0, "ci": 1.0}, "count": 7}))
-    (tmp_path / "t.md").write_text("text\n```quote\nrule diff: 1.5\nrule diff ci: 2.0\n```\n")
+        "zero_inside": {"mean": -0.1, "ci": 0.5, "wilcoxon_p": 0.8}, "down": {"mean": -2.0, "ci": 1.0}, "count": 7,
+        "five_images": {"mean": 2.0, "ci": 1.0, "wilcoxon_p": 0.0625}, "no_ci": {"mean": 1.0, "ci": None}}))
+    (tmp_path / "t.md").write_text("text\n```quote\nrule diff: 1.5\nrule diff ci: 2.0\nclear: 2.0\nclear ci: 1.0\n"
+                                   "clear wilcoxon p: 0.3\nbroken: 1.0\nbroken ci: nan\n```\n")
     monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
     results._load.cache_clear()
     try:
@@ -143,17 +145,28 @@ def test_claim_verdicts_on_known_records(tmp_path, monkeypatch):
             "s.json | clear | higher", "s.json | clear | unsettled", "s.json | ranks_disagree | higher",
             "s.json | zero_inside | unsettled", "s.json | zero_inside | lower", "s.json | down | lower",
             "t.md | rule diff | unsettled", "t.md | rule diff | higher", "s.json | count | >= 7", "s.json | count | > 7",
-            "s.json | count | > t.md | rule diff", "t.md | rule diff | >= s.json | count")}
+            "s.json | count | > t.md | rule diff", "t.md | rule diff | >= s.json | count",
+            "s.json | five_images | higher", "s.json | five_images | unsettled", "t.md | clear | higher",
+            "t.md | clear | unsettled", "s.json | down | mean | < −1.5")}
         assert verdicts == {"s.json | clear | higher": True, "s.json | clear | unsettled": False,
                             "s.json | ranks_disagree | higher": False, "s.json | zero_inside | unsettled": True,
                             "s.json | zero_inside | lower": False, "s.json | down | lower": True,
                             "t.md | rule diff | unsettled": True, "t.md | rule diff | higher": False,
                             "s.json | count | >= 7": True, "s.json | count | > 7": False,
-                            "s.json | count | > t.md | rule diff": True, "t.md | rule diff | >= s.json | count": False}
+                            "s.json | count | > t.md | rule diff": True, "t.md | rule diff | >= s.json | count": False,
+                            # an exact Wilcoxon p on five pairs is at least 0.0625: no established difference
+                            "s.json | five_images | higher": False, "s.json | five_images | unsettled": True,
+                            "t.md | clear | higher": False, "t.md | clear | unsettled": True,   # the .md record's p
+                            "s.json | down | mean | < −1.5": True}
         with pytest.raises(Exception, match="not a paired difference"):
             results.judge("s.json | count | higher")
         with pytest.raises(Exception, match="verdict"):
             results.judge("s.json | count | bigger")
+        for broken in ("t.md | broken | unsettled", "s.json | no_ci | unsettled"):   # NaN or null is no verdict
+            with pytest.raises(results.GifdError, match="not a number|nothing to conclude"):
+                results.judge(broken)
+        with pytest.raises(results.GifdError, match="keys on both sides"):
+            results.judge("s.json | > s.json | count")
         assert len(CLAIM.findall("a<!-- claim s.json | clear |\n higher --> b")) == 1   # a tag may wrap
     finally:
         results._load.cache_clear()
@@ -171,9 +184,18 @@ def test_refresh_rewrites_a_stale_number_and_keeps_the_rest():
 
 def test_every_quote_tag_is_well_formed():
     """A tag the pattern cannot read (no number right before it) would silently check nothing."""
-    for path in notebooks() + solutions():
-        for text in _markdown(nbformat.read(path, as_version=4)):
-            assert text.count("<!-- q ") == len(TAG.findall(text)), f"{path.name}: a quote tag without its number"
+    for name, text in _course_texts():
+        assert text.count("<!-- q ") == len(TAG.findall(text)), f"{name}: a quote tag without its number"
+        assert text.count("<!-- claim ") == len(CLAIM.findall(text)), f"{name}: an unclosed claim tag"
+
+
+def test_a_quote_negates_and_reads_the_number_before_a_parenthesis():
+    spec = "reproduce/summary.json | main | paired | gifd - gias | mean"
+    plain = tags_in(f"1<!-- q {spec} -->")[0]["expected"]
+    negated = tags_in(f"1<!-- q {spec} | scale=-1 -->")[0]["expected"]
+    assert float(negated) == pytest.approx(-float(plain))
+    (tag,) = tags_in(f"batch 8 (10<!-- q {spec} -->")
+    assert tag["text"] == "10"                    # not "8" with "(10" read as its unit
 
 
 def test_tags_inside_a_table_row_escape_their_separators():

@@ -106,7 +106,7 @@ def summarise(directory: Path) -> dict:
                 entry["stages"] = {}
                 for name in common:
                     p = compare_cells(records, cell, ref, stage=name)["paired"]
-                    entry["stages"][name] = {k: p[k] for k in ("n", "mean", "ci", "higher")}
+                    entry["stages"][name] = {k: p[k] for k in ("n", "mean", "ci", "higher", "lower", "wilcoxon_p")}
             table_summary["paired"][f"{cell_key(cell)} - {cell_key(ref)}"] = entry
         summary[path.stem] = table_summary
     return summary
