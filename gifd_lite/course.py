@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 __all__ = ["NOTEBOOK_DIR", "notebooks", "lessons", "solutions", "documents", "run_notebook", "run_course",
-           "publish_notebook"]
+           "publish_notebook", "code_cells", "current_text"]
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -154,3 +154,20 @@ def publish_notebook(executed: Path, dest: Path, source: Path | None = None) -> 
         text = text.replace(f"{root}/", os.path.relpath(root, Path(source).parent) + "/")
     dest.write_text(text, encoding="utf-8")
     return f"{dest} ({dest.stat().st_size // 1024} kB)"
+
+
+def code_cells(nb) -> list[str]:
+    """A notebook's code, without the cell papermill injects (it holds the run's parameters)."""
+    return [c.source for c in nb.cells
+            if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
+
+
+def current_text(executed, lesson) -> None:
+    """Give the executed copy the lesson's markdown as it is now, when the code is the same and the cells line up:
+    a corrected sentence needs no re-execution (text has no outputs, and its quoted numbers come from the
+    records)."""
+    cells = [c for c in executed.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    if [c.cell_type for c in cells] == [c.cell_type for c in lesson.cells]:
+        for mine, theirs in zip(cells, lesson.cells):
+            if mine.cell_type == "markdown":
+                mine.source = theirs.source

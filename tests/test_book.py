@@ -155,3 +155,16 @@ def test_committed_executed_notebooks_show_figures_and_no_errors(path):
                 for c in nbformat.read(NOTEBOOK_DIR / relative, as_version=4).cells if c.cell_type == "code")
     if draws:                               # a solutions notebook may answer with tables only
         assert any("image/png" in o.get("data", {}) for o in outputs), f"{relative} shows no figure"
+
+
+@pytest.mark.parametrize("path", sorted(EXECUTED_DIR.glob("**/*.ipynb")), ids=lambda p: p.stem)
+def test_an_executed_copy_of_the_same_code_carries_the_lessons_text(path):
+    """The website shows a same-code copy with its lesson's text anyway; the committed copy says the same, so a
+    reader who opens the .ipynb does not meet a corrected sentence (tools/refresh_quotes.py keeps them in step)."""
+    lesson = nbformat.read(NOTEBOOK_DIR / path.relative_to(EXECUTED_DIR), as_version=4)
+    copy = nbformat.read(path, as_version=4)
+    if course.code_cells(copy) != course.code_cells(lesson):
+        pytest.skip("executed with earlier code: the website marks it stale")
+    synced = nbformat.read(path, as_version=4)
+    course.current_text(synced, lesson)
+    assert [c.source for c in copy.cells] == [c.source for c in synced.cells], "run tools/refresh_quotes.py"

@@ -1,7 +1,7 @@
 """GIFD's failures on ResNet-18 (issue 15): how often each attack stays below 25 dB, and what cuts GIFD's.
 
     GIFD_DATA=../shared/data GIFD_THREADS=1 .venv/bin/python tools/measure_gifd_failures.py \
-        [--run holdout restarts4 gias] [--images 10] [--workers 2]
+        [--run default holdout restarts4 gias] [--images 10] [--workers 2]
 
 The committed ResNet-18 comparison (`docs/results/runs/gifd_main.jsonl`: laptop preset, untrained model in eval
 mode, batch 1, labels inferred, test images 5, 1005, …, 9005) gives every attack's share of runs below 25 dB.
@@ -85,7 +85,7 @@ def variant_section(images: int) -> tuple[list[str], list[str]]:
             continue
         m, h = mean_ci(list(psnr.values()))
         low = sum(v < FAIL_DB for v in psnr.values())
-        cells = [variant, str(len(psnr)), f"{m:.2f} ± {h:.2f}", str(low)]
+        cells = [variant, str(len(psnr)), f"{m:.2f} ± {h:.2f}" if len(psnr) > 1 else f"{m:.2f}", str(low)]
         for ref in ("gias", "default"):
             common = [i for i in psnr if i in results[ref]] if variant != ref else []
             if not common:
@@ -100,11 +100,11 @@ def variant_section(images: int) -> tuple[list[str], list[str]]:
                       f"{variant} - {ref} wilcoxon p: {p:.6f}"]
         lines.append("| " + " | ".join(cells) + " |")
         quote += [f"{variant} psnr: {m:.6f}", f"{variant} below: {low}", f"{variant} runs: {len(psnr)}"]
-    images = sorted({i for psnr in results.values() for i in psnr})
+    indices = sorted({i for psnr in results.values() for i in psnr})
     shown = [v for v in results if results[v]]
     lines += ["", f"Per image (PSNR, dB; ↓: below {FAIL_DB:.0f} dB):", "",
               "| image | " + " | ".join(shown) + " |", "|---|" + "---|" * len(shown)]
-    for i in images:
+    for i in indices:
         row = [f"{results[v][i]:.2f}" + (" ↓" if results[v][i] < FAIL_DB else "") if i in results[v] else ""
                for v in shown]
         lines.append(f"| {i} | " + " | ".join(row) + " |")

@@ -4,7 +4,8 @@
 
 A lesson states a measured number followed by a tag naming its record (``gifd_lite.results``); after a table or
 a timing is measured again, this puts the new values into the lessons, their solutions, the executed copies
-in docs/course/executed/ (their markdown only; outputs are what the run printed) and the markdown pages of
+in docs/course/executed/ (their markdown only, taken from the lesson's when the code is the same; outputs are what
+the run printed) and the markdown pages of
 ``gifd_lite.course.documents`` (instructor notes, docs/results/README.md). ``--check`` changes nothing
 and exits 1 if any number would change (tests/test_course.py checks the same for the lessons and solutions).
 Either way it then lists every conclusion (claim tag) the records no longer support, and exits 1 if there is one:
@@ -22,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 import nbformat  # noqa: E402
 
-from gifd_lite.course import documents  # noqa: E402
+from gifd_lite.course import code_cells, current_text, documents  # noqa: E402
 from gifd_lite.results import claims_in, refresh  # noqa: E402
 
 
@@ -35,12 +36,19 @@ def main() -> None:
     stale = []
     for path in paths:
         nb = nbformat.read(path, as_version=4)
-        changed = 0
+        before = [c.source for c in nb.cells if c.cell_type == "markdown"]
         for cell in nb.cells:
             if cell.cell_type == "markdown":
-                new = refresh(cell.source)
-                changed += new != cell.source
-                cell.source = new
+                cell.source = refresh(cell.source)
+        lesson = ROOT / "notebooks" / path.relative_to(executed) if executed in path.parents else None
+        if lesson is not None and lesson.exists():       # an executed copy of the same code takes the lesson's text
+            source = nbformat.read(lesson, as_version=4)
+            for cell in source.cells:
+                if cell.cell_type == "markdown":
+                    cell.source = refresh(cell.source)
+            if code_cells(nb) == code_cells(source):
+                current_text(nb, source)
+        changed = sum(a != b.source for a, b in zip(before, [c for c in nb.cells if c.cell_type == "markdown"]))
         if changed:
             stale.append(f"{path.relative_to(ROOT)} ({changed} cells)")
             if not args.check:

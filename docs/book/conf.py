@@ -11,6 +11,8 @@ from pathlib import Path
 import nbformat
 from pygments.lexers.special import TextLexer
 
+from gifd_lite.course import code_cells, current_text
+
 ROOT = Path(__file__).resolve().parents[2]
 
 project = "gifd_lite"
@@ -49,23 +51,6 @@ STALE = """```{{admonition}} Outputs from an earlier version
 The code of `notebooks/{path}` has changed since this copy was executed: the outputs below come from the
 earlier code. `make course` and then `make book` refresh them.
 ```"""
-
-
-def code_cells(nb) -> list[str]:
-    """A notebook's code, without the cell papermill injects (it holds the run's parameters)."""
-    return [c.source for c in nb.cells
-            if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
-
-
-def current_text(executed, lesson) -> None:
-    """Give the executed copy the lesson's markdown as it is now, when the code is the same and the cells line up:
-    a corrected sentence needs no re-execution (text has no outputs, and its quoted numbers come from the
-    records)."""
-    cells = [c for c in executed.cells if "injected-parameters" not in c.metadata.get("tags", [])]
-    if [c.cell_type for c in cells] == [c.cell_type for c in lesson.cells]:
-        for mine, theirs in zip(cells, lesson.cells):
-            if mine.cell_type == "markdown":
-                mine.source = theirs.source
 
 
 def use_executed_copy(app, docname: str, source: list[str]) -> None:
