@@ -53,7 +53,8 @@ def load_pair(path: str | Path, batch_size: int) -> tuple[np.ndarray, np.ndarray
 def _caption(record: dict, k: int) -> str:
     per = record.get("per_image") or {}
     values = [(name, (per.get(name) or [None] * (k + 1))[k]) for name in ("psnr", "ssim", "lpips")]
-    parts = [f"{v:.1f} dB" if name == "psnr" else f"{v:.2f}" for name, v in values if v is not None]
+    digits = {"psnr": 1, "ssim": 2, "lpips": 3}           # LPIPS of a good reconstruction is a few thousandths
+    parts = [f"{v:.{digits[name]}f}" + (" dB" if name == "psnr" else "") for name, v in values if v is not None]
     parts += ["LPIPS n/a"] if values[2][1] is None else []
     return "\n".join([parts[0], " · ".join(parts[1:])]) if parts else ""
 

@@ -41,3 +41,12 @@ def test_the_gallery_has_a_row_per_cell_and_skips_runs_without_pictures(tmp_path
     assert matplotlib.get_backend() == "svg"
     assert write_gallery("main", records[-1:], tmp_path, tmp_path / "none.png") is None
     assert image_name("a") == image_name("a") != image_name("b")
+
+
+def test_a_caption_shows_lpips_to_the_thousandth():
+    """A good reconstruction's LPIPS is a few thousandths: two decimals would print 0.00 under every image."""
+    from gifd_lite.gallery import _caption
+
+    record = {"per_image": {"psnr": [30.24], "ssim": [0.951], "lpips": [0.0043]}}
+    assert _caption(record, 0) == "30.2 dB\n0.95 · 0.004"
+    assert _caption({"per_image": {"psnr": [30.24], "ssim": [0.951]}}, 0) == "30.2 dB\n0.95 · LPIPS n/a"
