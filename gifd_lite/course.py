@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 __all__ = ["NOTEBOOK_DIR", "notebooks", "lessons", "solutions", "documents", "run_notebook", "run_course",
-           "publish_notebook", "code_cells", "current_text"]
+           "publish_notebook", "code_cells", "current_text", "course_texts"]
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -41,6 +41,17 @@ def documents() -> list[Path]:
     root = NOTEBOOK_DIR.parent
     pages = sorted(p for p in (root / "docs" / "course").rglob("*.md") if "executed" not in p.parts)
     return pages + [root / "docs" / "results" / "README.md", root / "README.md"]
+
+
+def course_texts() -> list[tuple[Path, str]]:
+    """(path, markdown) of every markdown cell of the lessons and solutions and of every course page: what quote and
+    claim tags may sit in (``gifd_lite.results``; checked by tests/test_course.py, refreshed by
+    tools/refresh_quotes.py)."""
+    import nbformat
+
+    return [(path, cell.source) for path in notebooks() + solutions()
+            for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "markdown"] + \
+           [(path, path.read_text()) for path in documents()]
 
 
 def run_notebook(path: Path, out_root: Path, preset: str = "laptop", seed: int = 0, device: str = "auto",

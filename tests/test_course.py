@@ -6,7 +6,7 @@ import re
 import nbformat
 import pytest
 
-from gifd_lite.course import documents, lessons, notebooks, run_notebook, solutions
+from gifd_lite.course import course_texts, documents, lessons, notebooks, run_notebook, solutions
 from gifd_lite.results import CLAIM, TAG, claims_in, tags_in
 
 OPENING = ["### What you will learn", "### Before you start", "### How long it takes", "### Where it sits"]
@@ -107,10 +107,8 @@ def test_quoted_numbers_in_the_course_pages_agree_with_the_records():
 
 
 def _course_texts() -> list[tuple[str, str]]:
-    """(name, markdown) of every lesson's and solutions notebook's markdown cells and of every course page."""
-    return [(path.name, text) for path in notebooks() + solutions()
-            for text in _markdown(nbformat.read(path, as_version=4))] + \
-           [(path.name, path.read_text()) for path in documents()]
+    """(file name, markdown) of every lesson's and solutions notebook's markdown cells and of every course page."""
+    return [(path.name, text) for path, text in course_texts()]
 
 
 def test_conclusions_hold_for_the_records():

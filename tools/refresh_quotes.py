@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 import nbformat  # noqa: E402
 
-from gifd_lite.course import code_cells, current_text, documents  # noqa: E402
+from gifd_lite.course import code_cells, course_texts, current_text, documents  # noqa: E402
 from gifd_lite.results import claims_in, refresh  # noqa: E402
 
 
@@ -62,11 +62,9 @@ def main() -> None:
                 path.write_text(new)
     print("\n".join(stale) or "every quoted number is current")
     failing = []
-    for path in sorted((ROOT / "notebooks").glob("**/*.ipynb")) + documents():
-        texts = ([c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
-                 if path.suffix == ".ipynb" else [path.read_text()])
+    for path, text in course_texts():
         failing += [f"{path.relative_to(ROOT)}: {c['spec']} (the record says {c['record']})"
-                    for text in texts for c in claims_in(text) if not c["holds"]]
+                    for c in claims_in(text) if not c["holds"]]
     if failing:
         print("conclusions the records no longer support (rewrite these sentences):", *failing, sep="\n  ")
     sys.exit(1 if failing or (stale and args.check) else 0)
