@@ -23,7 +23,7 @@ from .experiments import RunSpec, current_records, run_spec
 from .pipeline import GENERATIVE_METHODS
 
 __all__ = ["TABLES", "table_specs", "run_table", "recorded", "summarise", "paired_differences", "write_table",
-           "plot_table", "mean_ci", "display_cell"]
+           "plot_table", "mean_ci", "display_cell", "gallery_groups"]
 
 METHODS = ("ig", "ggl", "gias", "gifd")
 
@@ -345,17 +345,34 @@ def _stage_lines(caption: str, columns: list[str], items: list[dict], label) -> 
                     for it in staged]
 
 
+def gallery_groups(table: str, cells: list[str]) -> dict[str, list[str]]:
+    """The cells each gallery figure shows: one figure per defense for ``defenses`` (its 42 cells would make one
+    figure 43 rows tall), one figure (group ``""``) for every other table."""
+    if table != "defenses":
+        return {"": cells}
+    groups: dict[str, list[str]] = {}
+    for cell in cells:
+        setting = cell.split(" | ", 1)[1] if " | " in cell else "none"
+        groups.setdefault(setting.split("=")[0], []).append(cell)
+    return groups
+
+
 def write_table(table: str, rows: list[dict], out_dir: str | Path, command: str,
                 records: list[dict] | None = None) -> tuple[Path, Path]:
     """``<table>.md`` (with the command that regenerates it) and ``<table>.csv`` in ``out_dir``; with the
     ``records``, the markdown also gets the paired differences (:func:`paired_differences`), and the gallery
-    ``<table>_gallery.png`` when the runs kept their pictures in ``<table>_images/``."""
+    ``<table>_gallery.png`` (``<table>_gallery_<group>.png`` per :func:`gallery_groups`) when the runs kept their
+    pictures in ``<table>_images/``."""
     from .gallery import write_gallery
 
     out_dir = Path(out_dir)
     md, csv_path = out_dir / f"{table}.md", out_dir / f"{table}.csv"
-    gallery = write_gallery(table, records or [], out_dir / f"{table}_images", out_dir / f"{table}_gallery.png",
-                            cells=[r["cell"] for r in rows])
+    galleries = {}
+    for group, cells in gallery_groups(table, [r["cell"] for r in rows]).items():
+        name = f"{table}_gallery{'_' + group if group else ''}.png"
+        path = write_gallery(table, records or [], out_dir / f"{table}_images", out_dir / name, cells=cells)
+        if path is not None:
+            galleries[group] = path
     lines = [f"# Table `{table}`", "", f"Regenerate: `{command}`", "",
              "Mean ± half-width of the 95% t confidence interval over images and seeds (n runs per cell).", "",
              "| cell | n | PSNR (dB) | SSIM | LPIPS | s / run | best layers |", "|---|---|---|---|---|---|---|"]
@@ -377,10 +394,12 @@ def write_table(table: str, rows: list[dict], out_dir: str | Path, command: str,
                   f"{p['higher']} of {p['n']} | {_p(p['wilcoxon_p'])} |" for p in paired]
     lines += _stage_lines("The same paired difference at every GIFD stage (each stage's best restart; dB):",
                           ["cell", "minus"], paired, lambda p: [p["cell"], p["reference"]])
-    if gallery is not None:
+    if galleries:
         lines += ["", "## Gallery", "", "Ground truth on top; below it each cell's reconstruction of the same image, "
-                  "with that run's PSNR, SSIM and LPIPS.", "",
-                  f"![the reconstructions of table {table}]({gallery.name})"]
+                  "with that run's PSNR, SSIM and LPIPS."]
+        for group, path in galleries.items():
+            lines += ([""] + ([f"### {group}", ""] if group else []) +
+                      [f"![the reconstructions of table {table}{', ' + group if group else ''}]({path.name})"])
     md.write_text("\n".join(lines) + "\n")
     with csv_path.open("w", newline="") as fh:
         w = csv.writer(fh)

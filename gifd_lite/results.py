@@ -96,10 +96,14 @@ def lookup(name: str, *keys: str):
 def quote(name: str, *keys: str, digits: int = 2, scale: float = 1.0, sign: bool = False) -> str:
     """The value at ``keys`` in ``docs/results/<name>``, formatted as a lesson prints it (see the module doc)."""
     raw = lookup(name, *keys)
+    if raw is None:                                  # a partial table's missing interval: never write "None"
+        raise GifdError(f"docs/results/{name} | {' | '.join(keys)} is null: nothing to quote")
     try:
         number = float(raw) * scale
     except (TypeError, ValueError):
         return str(raw)
+    if not math.isfinite(number):
+        raise GifdError(f"docs/results/{name} | {' | '.join(keys)} is {raw!r}: nothing to quote")
     text = f"{number:.{digits}f}"
     return f"+{text}" if sign and number > 0 else text
 

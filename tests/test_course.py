@@ -8,6 +8,7 @@ import pytest
 
 from gifd_lite.course import course_texts, documents, lessons, notebooks, run_notebook, solutions
 from gifd_lite.results import CLAIM, TAG, claims_in, tags_in
+from gifd_lite.errors import GifdError
 
 OPENING = ["### What you will learn", "### Before you start", "### How long it takes", "### Where it sits"]
 CLOSING = ["## Takeaways", "## Check your understanding", "## Exercises"]
@@ -194,6 +195,16 @@ def test_a_quote_negates_and_reads_the_number_before_a_parenthesis():
     assert float(negated) == pytest.approx(-float(plain))
     (tag,) = tags_in(f"batch 8 (10<!-- q {spec} -->")
     assert tag["text"] == "10"                    # not "8" with "(10" read as its unit
+
+
+def test_a_quote_of_a_missing_value_fails_instead_of_writing_it(monkeypatch):
+    """A partial table has intervals of null (n = 1): refreshing a lesson must stop, not write "None" into it."""
+    from gifd_lite import results
+
+    for raw in (None, float("nan")):
+        monkeypatch.setattr(results, "lookup", lambda *a, raw=raw: raw)
+        with pytest.raises(GifdError, match="nothing to quote"):
+            results.refresh("+1.00<!-- q reproduce/summary.json | main | paired | gifd - gias | ci -->")
 
 
 def test_tags_inside_a_table_row_escape_their_separators():

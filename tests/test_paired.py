@@ -59,17 +59,39 @@ def test_committed_summaries_agree_with_their_records():
     assert tool.main(["--check"]) == 0, "docs/results/*/summary.json is stale: run tools/summarise_reproduce.py"
 
 
-def test_a_re_run_table_reads_only_its_current_records():
+def test_a_re_run_table_reads_only_its_current_records(tmp_path):
     """``reproduce`` appends a re-run's records to the old ones; the table and its summary must not mix the two
-    protocols (the committed ``ood`` table was re-run with the current code; ``batch`` is still stale)."""
+    protocols (the committed ``ood`` table was re-run with the current code); a table with only stale records is
+    shown as it is until it is re-run."""
+    import json
     from collections import Counter
 
-    from gifd_lite.experiments import read_records
+    from gifd_lite.experiments import is_current, read_records
     from gifd_lite.paired import load_records
 
     ood = ROOT / "docs" / "results" / "reproduce" / "ood.jsonl"
     every, shown = read_records(ood), load_records(ood)
-    assert len(every) > len(shown)
+    assert len(every) > len(shown) and all(is_current(r) for r in shown)
     assert set(Counter(r["spec"]["tag"] for r in shown).values()) == {10}
-    batch = ROOT / "docs" / "results" / "reproduce" / "batch.jsonl"
-    assert len(load_records(batch)) == len(read_records(batch))          # stale only: shown as it is
+    stale_only = tmp_path / "stale.jsonl"
+    stale_only.write_text("".join(json.dumps(r) + "\n" for r in every if not is_current(r)))
+    assert len(load_records(stale_only)) == len(every) - len(shown)
+
+
+def test_a_table_with_another_prior_is_paired_with_the_default_priors_table():
+    """reproduce_strong/summary.json's ``versus_default_prior``: each cell minus the same cell of the default
+    prior's table on the same images; a cell with stale records on either side is left out."""
+    spec = importlib.util.spec_from_file_location("summarise_reproduce", ROOT / "tools" / "summarise_reproduce.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    from gifd_lite.paired import load_records
+
+    default = load_records(ROOT / "docs" / "results" / "reproduce" / "label_mapping.jsonl")
+    other = [{**r, "psnr": r["psnr"] + 1.0, "stages": [{**s, "psnr": s["psnr"] + 1.0} for s in r.get("stages", [])]}
+             for r in default]
+    versus = tool.versus_default_prior(other, default)
+    oracle = versus["gifd mapping=oracle - default prior"]
+    assert oracle["n"] == 10 and oracle["higher"] == 10 and oracle["mean"] == pytest.approx(1.0)
+    assert oracle["stages"]["latent"]["mean"] == pytest.approx(1.0)
+    stale = [{**r, "checkpoints": {name: "0" * 64 for name in r["checkpoints"]}} for r in default]
+    assert tool.versus_default_prior(other, stale) == {}

@@ -24,6 +24,16 @@ def test_tables_have_the_expected_cells():
         reproduce.table_specs("nope", "smoke")
 
 
+def test_the_defenses_gallery_is_one_figure_per_defense():
+    cells = list(dict.fromkeys(s.tag for s in reproduce.table_specs("defenses", "smoke", images=1)))
+    groups = reproduce.gallery_groups("defenses", cells)
+    assert list(groups) == list(reproduce.DEFENSE_STRENGTHS)
+    assert sorted(c for g in groups.values() for c in g) == sorted(cells)       # every cell once
+    assert all(c.split(" | ")[1].startswith(name) for name, g in groups.items() for c in g)
+    assert max(len(g) for g in groups.values()) == 12                           # 2 strengths x plain/adaptive x 3
+    assert reproduce.gallery_groups("main", ["ig", "gifd"]) == {"": ["ig", "gifd"]}
+
+
 def test_tables_attack_the_model_asked_for():
     assert {s.model for s in reproduce.table_specs("main", "smoke", images=1)} == {"resnet18"}
     convnet = reproduce.table_specs("defenses", "smoke", images=1, model="convnet")

@@ -6,7 +6,8 @@ Reads the committed run records ``docs/results/reproduce/<table>.jsonl`` (and ``
 writes, per table, every cell's mean ± 95% CI (PSNR, SSIM, each GIFD stage) and the paired differences the
 lessons quote (``gifd_lite.paired``): GIFD minus each other attack in the same setting, each radius minus no
 ball, each label mapping minus none, each stop minus the full run, the adaptive attacker minus the plain one,
-the unrolling attacker minus the plain one. Nothing is measured: the file is a function of the records.
+the unrolling attacker minus the plain one; for ``reproduce_strong/`` (another prior) also each cell minus the
+same cell of ``reproduce/`` (``versus_default_prior``). Nothing is measured: the file is a function of the records.
 
 Cell names lose their ``|`` (a quote tag splits on it): ``gifd | B=4`` is ``gifd B=4``, and a comparison is
 ``"<cell> - <reference>"``. A lesson quotes, e.g. ``+1.84<!-- q reproduce/summary.json | batch | paired |
@@ -24,7 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gifd_lite.experiments import is_current  # noqa: E402
 from gifd_lite.paired import cell_key, compare_cells, load_records, mean_ci  # noqa: E402
+from gifd_lite.reproduce import _agrees_with_oracle  # noqa: E402
 
 DIRS = ("reproduce", "reproduce_resnet18", "reproduce_strong")
 
@@ -79,6 +82,9 @@ def summarise_table(records: list[dict]) -> dict:
         for key in ("psnr", "ssim", "lpips"):        # LPIPS where every run of the cell has it (issue 19)
             if all(r.get(key) is not None for r in rs):
                 row[key], row[f"{key}_ci"] = mean_ci([r[key] for r in rs])
+        mapped = [r for r in rs if r.get("label_mapping")]
+        if mapped:                                   # how many runs conditioned on the oracle's GAN class
+            row["picked_oracle_class"] = sum(_agrees_with_oracle(r) for r in mapped)
         stages = {}
         for name in _stage_names(records, c):
             vals = [s["psnr"] for r in rs for s in r.get("stages", []) if s["stage"] == name and s.get("psnr") is not None]
@@ -89,25 +95,52 @@ def summarise_table(records: list[dict]) -> dict:
     return out, cells
 
 
+def _entry(records: list[dict], cell: str, ref: str) -> dict:
+    """The paired difference cell − reference (PSNR), and per GIFD stage both cells have."""
+    cmp = compare_cells(records, cell, ref)
+    entry = {k: cmp["paired"][k] for k in ("n", "mean", "ci", "higher", "lower", "t", "p", "wilcoxon_p")}
+    entry["intervals_overlap"] = cmp["intervals_overlap"]
+    common = [n for n in _stage_names(records, cell) if n in _stage_names(records, ref)]
+    if common:
+        entry["stages"] = {}
+        for name in common:
+            p = compare_cells(records, cell, ref, stage=name)["paired"]
+            entry["stages"][name] = {k: p[k] for k in ("n", "mean", "ci", "higher", "lower", "wilcoxon_p")}
+    return entry
+
+
+def versus_default_prior(records: list[dict], default: list[dict]) -> dict:
+    """Each cell of a table run with another prior (``reproduce_strong``) minus the same cell of the default
+    prior's table, paired on the same images; only cells whose records are all current in both (one protocol)."""
+    hashes: dict = {}
+    out = {}
+    for cell in dict.fromkeys(r["spec"]["tag"] for r in records):
+        ours = [r for r in records if r["spec"]["tag"] == cell]
+        theirs = [r for r in default if r["spec"]["tag"] == cell]
+        if not theirs or not all(is_current(r, hashes) for r in ours + theirs):
+            continue
+        tagged = ours + [{**r, "spec": {**r["spec"], "tag": "default prior"}} for r in theirs]
+        out[f"{cell_key(cell)} - default prior"] = _entry(tagged, cell, "default prior")
+    return out
+
+
 def summarise(directory: Path) -> dict:
     summary = {"_about": "made by tools/summarise_reproduce.py from the .jsonl records beside it; "
-                         "mean ± 95% t-CI, paired differences on the same (image, seed)"}
+                         "mean ± 95% t-CI, paired differences on the same (image, seed)"
+                         + ("; versus_default_prior: each cell minus the same cell of ../reproduce/ (the default "
+                            "prior), same images" if directory.name == "reproduce_strong" else "")}
     for path in sorted(directory.glob("*.jsonl")):
         records = load_records(path)
         if not records:
             continue
         table_summary, cells = summarise_table(records)
         for cell, ref in pairs(path.stem, cells):
-            cmp = compare_cells(records, cell, ref)
-            entry = {k: cmp["paired"][k] for k in ("n", "mean", "ci", "higher", "lower", "t", "p", "wilcoxon_p")}
-            entry["intervals_overlap"] = cmp["intervals_overlap"]
-            common = [n for n in _stage_names(records, cell) if n in _stage_names(records, ref)]
-            if common:
-                entry["stages"] = {}
-                for name in common:
-                    p = compare_cells(records, cell, ref, stage=name)["paired"]
-                    entry["stages"][name] = {k: p[k] for k in ("n", "mean", "ci", "higher", "lower", "wilcoxon_p")}
-            table_summary["paired"][f"{cell_key(cell)} - {cell_key(ref)}"] = entry
+            table_summary["paired"][f"{cell_key(cell)} - {cell_key(ref)}"] = _entry(records, cell, ref)
+        default = directory.parent / "reproduce" / path.name
+        if directory.name == "reproduce_strong" and default.is_file():
+            versus = versus_default_prior(records, load_records(default))
+            if versus:
+                table_summary["versus_default_prior"] = versus
         summary[path.stem] = table_summary
     return summary
 
