@@ -95,3 +95,19 @@ def test_a_table_with_another_prior_is_paired_with_the_default_priors_table():
     assert oracle["stages"]["latent"]["mean"] == pytest.approx(1.0)
     stale = [{**r, "checkpoints": {name: "0" * 64 for name in r["checkpoints"]}} for r in default]
     assert tool.versus_default_prior(other, stale) == {}
+
+
+def test_a_defense_is_paired_with_the_same_attack_on_the_clean_update():
+    """defenses' ``versus_clean``: ``gifd | noise=0.01`` minus main's ``gifd`` on the same images."""
+    spec = importlib.util.spec_from_file_location("summarise_reproduce", ROOT / "tools" / "summarise_reproduce.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    from gifd_lite.paired import load_records
+
+    main = load_records(ROOT / "docs" / "results" / "reproduce" / "main.jsonl")
+    defended = [{**r, "psnr": r["psnr"] - 2.0, "spec": {**r["spec"], "tag": f"{r['spec']['tag']} | noise=0.01"}}
+                for r in main if r["spec"]["tag"] in ("ig", "gifd") and r["spec"]["index"] < 3000]
+    versus = tool.versus_clean(defended, main)
+    assert set(versus) == {"ig noise=0.01 - clean", "gifd noise=0.01 - clean"}
+    gifd = versus["gifd noise=0.01 - clean"]
+    assert gifd["n"] == 3 and gifd["lower"] == 3 and gifd["mean"] == pytest.approx(-2.0)   # images 5, 1005, 2005

@@ -7,7 +7,8 @@ writes, per table, every cell's mean ± 95% CI (PSNR, SSIM, each GIFD stage) and
 lessons quote (``gifd_lite.paired``): GIFD minus each other attack in the same setting, each radius minus no
 ball, each label mapping minus none, each stop minus the full run, the adaptive attacker minus the plain one,
 the unrolling attacker minus the plain one; for ``reproduce_strong/`` (another prior) also each cell minus the
-same cell of ``reproduce/`` (``versus_default_prior``). Nothing is measured: the file is a function of the records.
+same cell of ``reproduce/`` (``versus_default_prior``), and for ``defenses`` each cell minus the same attack on the
+clean update of ``main`` (``versus_clean``). Nothing is measured: the file is a function of the records.
 
 Cell names lose their ``|`` (a quote tag splits on it): ``gifd | B=4`` is ``gifd B=4``, and a comparison is
 ``"<cell> - <reference>"``. A lesson quotes, e.g. ``+1.84<!-- q reproduce/summary.json | batch | paired |
@@ -109,19 +110,31 @@ def _entry(records: list[dict], cell: str, ref: str) -> dict:
     return entry
 
 
-def versus_default_prior(records: list[dict], default: list[dict]) -> dict:
-    """Each cell of a table run with another prior (``reproduce_strong``) minus the same cell of the default
-    prior's table, paired on the same images; only cells whose records are all current in both (one protocol)."""
+def versus(records: list[dict], reference: list[dict], match, label: str) -> dict:
+    """Each cell of ``records`` minus the cell ``match(cell)`` of another table's ``reference`` records, paired on
+    the same images, keyed ``"<cell> - <label>"``; only cells whose records are all current on both sides (one
+    protocol), and only images both have."""
     hashes: dict = {}
     out = {}
     for cell in dict.fromkeys(r["spec"]["tag"] for r in records):
         ours = [r for r in records if r["spec"]["tag"] == cell]
-        theirs = [r for r in default if r["spec"]["tag"] == cell]
+        theirs = [r for r in reference if r["spec"]["tag"] == match(cell)]
         if not theirs or not all(is_current(r, hashes) for r in ours + theirs):
             continue
-        tagged = ours + [{**r, "spec": {**r["spec"], "tag": "default prior"}} for r in theirs]
-        out[f"{cell_key(cell)} - default prior"] = _entry(tagged, cell, "default prior")
+        tagged = ours + [{**r, "spec": {**r["spec"], "tag": label}} for r in theirs]
+        out[f"{cell_key(cell)} - {label}"] = _entry(tagged, cell, label)
     return out
+
+
+def versus_default_prior(records: list[dict], default: list[dict]) -> dict:
+    """A table run with another prior (``reproduce_strong``) minus the same cell of the default prior's table."""
+    return versus(records, default, lambda cell: cell, "default prior")
+
+
+def versus_clean(defended: list[dict], main: list[dict]) -> dict:
+    """What each defense costs an attack: a ``defenses`` cell (``gifd | noise=0.01``) minus the same attack on the
+    undefended update of the ``main`` table (``gifd``), which has the same images, seeds and budget."""
+    return versus(defended, main, lambda cell: cell.split(" | ")[0], "clean")
 
 
 def summarise(directory: Path) -> dict:
@@ -138,9 +151,14 @@ def summarise(directory: Path) -> dict:
             table_summary["paired"][f"{cell_key(cell)} - {cell_key(ref)}"] = _entry(records, cell, ref)
         default = directory.parent / "reproduce" / path.name
         if directory.name == "reproduce_strong" and default.is_file():
-            versus = versus_default_prior(records, load_records(default))
-            if versus:
-                table_summary["versus_default_prior"] = versus
+            against = versus_default_prior(records, load_records(default))
+            if against:
+                table_summary["versus_default_prior"] = against
+        main_table = directory / "main.jsonl"
+        if path.stem == "defenses" and main_table.is_file():
+            against = versus_clean(records, load_records(main_table))
+            if against:
+                table_summary["versus_clean"] = against
         summary[path.stem] = table_summary
     return summary
 
