@@ -8,7 +8,8 @@ lessons quote (``gifd_lite.paired``): GIFD minus each other attack in the same s
 ball, each label mapping minus none, each stop minus the full run, the adaptive attacker minus the plain one,
 the unrolling attacker minus the plain one; for ``reproduce_strong/`` (another prior) also each cell minus the
 same cell of ``reproduce/`` (``versus_default_prior``), and for ``defenses`` each cell minus the same attack on the
-clean update of ``main`` (``versus_clean``). Nothing is measured: the file is a function of the records.
+clean update of ``main`` (``versus_clean``); a re-run table keeps what its replaced records said under
+``previous``. Nothing is measured: the file is a function of the records.
 
 Cell names lose their ``|`` (a quote tag splits on it): ``gifd | B=4`` is ``gifd B=4``, and a comparison is
 ``"<cell> - <reference>"``. A lesson quotes, e.g. ``+1.84<!-- q reproduce/summary.json | batch | paired |
@@ -26,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gifd_lite.experiments import is_current  # noqa: E402
+from gifd_lite.experiments import is_current, read_records  # noqa: E402
 from gifd_lite.paired import cell_key, compare_cells, load_records, mean_ci  # noqa: E402
 from gifd_lite.reproduce import _agrees_with_oracle  # noqa: E402
 
@@ -137,18 +138,38 @@ def versus_clean(defended: list[dict], main: list[dict]) -> dict:
     return versus(defended, main, lambda cell: cell.split(" | ")[0], "clean")
 
 
+def summarise_with_pairs(table: str, records: list[dict]) -> dict:
+    table_summary, cells = summarise_table(records)
+    for cell, ref in pairs(table, cells):
+        table_summary["paired"][f"{cell_key(cell)} - {cell_key(ref)}"] = _entry(records, cell, ref)
+    return table_summary
+
+
+def previous_records(path: Path) -> list[dict]:
+    """The records of the earlier protocol or prior that a re-run replaced (the last one per run), so a table
+    re-measured with the current code can be read beside what it said before (``previous``)."""
+    hashes: dict = {}
+    shown = {}
+    for r in read_records(path):
+        if not is_current(r, hashes):
+            shown[(r["spec"]["tag"], r["spec"]["index"], r["spec"]["seed"])] = r
+    return list(shown.values())
+
+
 def summarise(directory: Path) -> dict:
     summary = {"_about": "made by tools/summarise_reproduce.py from the .jsonl records beside it; "
-                         "mean ± 95% t-CI, paired differences on the same (image, seed)"
+                         "mean ± 95% t-CI, paired differences on the same (image, seed); previous: the same from the records "
+                         "of an earlier protocol or prior that a re-run replaced"
                          + ("; versus_default_prior: each cell minus the same cell of ../reproduce/ (the default "
                             "prior), same images" if directory.name == "reproduce_strong" else "")}
     for path in sorted(directory.glob("*.jsonl")):
         records = load_records(path)
         if not records:
             continue
-        table_summary, cells = summarise_table(records)
-        for cell, ref in pairs(path.stem, cells):
-            table_summary["paired"][f"{cell_key(cell)} - {cell_key(ref)}"] = _entry(records, cell, ref)
+        table_summary = summarise_with_pairs(path.stem, records)
+        earlier = previous_records(path)
+        if earlier and earlier != records:
+            table_summary["previous"] = summarise_with_pairs(path.stem, earlier)
         default = directory.parent / "reproduce" / path.name
         if directory.name == "reproduce_strong" and default.is_file():
             against = versus_default_prior(records, load_records(default))
