@@ -111,3 +111,18 @@ def test_a_defense_is_paired_with_the_same_attack_on_the_clean_update():
     assert set(versus) == {"ig noise=0.01 - clean", "gifd noise=0.01 - clean"}
     gifd = versus["gifd noise=0.01 - clean"]
     assert gifd["n"] == 3 and gifd["lower"] == 3 and gifd["mean"] == pytest.approx(-2.0)   # images 5, 1005, 2005
+
+
+def test_a_re_run_table_keeps_what_its_replaced_records_said():
+    """summary.json's ``previous``: the cells of the records a re-run replaced, none of them current."""
+    spec = importlib.util.spec_from_file_location("summarise_reproduce", ROOT / "tools" / "summarise_reproduce.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    from gifd_lite.experiments import is_current, read_records
+
+    path = ROOT / "docs" / "results" / "reproduce" / "main.jsonl"
+    earlier = tool.previous_records(path)
+    assert len(earlier) == 40 and not any(is_current(r) for r in earlier)
+    assert len(earlier) + sum(is_current(r) for r in read_records(path)) == len(read_records(path))
+    gifd = [r["psnr"] for r in earlier if r["spec"]["tag"] == "gifd"]
+    assert tool.summarise_with_pairs("main", earlier)["cells"]["gifd"]["psnr"] == pytest.approx(sum(gifd) / len(gifd))
