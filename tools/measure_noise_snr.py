@@ -31,6 +31,7 @@ def main():
              "images, and how many layers (parameter tensors) keep a ratio above 1.", "",
              "| model | entries N | σ | whole update | layers above 1 | entries in those layers |",
              "|---|---|---|---|---|---|"]
+    quotes = []                                         # the numbers the course quotes (gifd_lite.results)
     for name in ("convnet", "resnet18"):
         model = models.build_model(name, seed=0).eval()
         grads = []
@@ -46,10 +47,13 @@ def main():
                 above.append(sum(r > 1 for r in per_layer))
                 entries.append(sum(t.numel() for t, r in zip(g, per_layer) if r > 1))
             m, h = mean_ci(totals)
+            quotes += [f"{name} {sigma} ratio: {m:.6f}", f"{name} {sigma} ratio ci: {h:.6f}",
+                       f"{name} {sigma} noise over signal: {1 / m:.2f}"]
             lines.append(f"| {name} | {n:,} | {sigma} | {m:.4f} ± {h:.4f} | {min(above)}–{max(above)} of {len(g)} | "
                          f"{min(entries):,}–{max(entries):,} |")
     lines += ["", "A ratio of 0.01 means the noise has 100× the gradient's energy. What survives is a few small "
-              "layers (the last layer's bias, which carries the label, and some batch-norm biases)."]
+              "layers (the last layer's bias, which carries the label, and some batch-norm biases).",
+              "", "```quote", *quotes, "```"]
     out = ROOT / "docs" / "results" / "noise_snr.md"
     out.write_text("\n".join(lines) + "\n")
     print(out.read_text())
