@@ -370,7 +370,8 @@ def write_table(table: str, rows: list[dict], out_dir: str | Path, command: str,
     galleries = {}
     for group, cells in gallery_groups(table, [r["cell"] for r in rows]).items():
         name = f"{table}_gallery{'_' + group if group else ''}.png"
-        path = write_gallery(table, records or [], out_dir / f"{table}_images", out_dir / name, cells=cells)
+        path = write_gallery(f"{table}, {group}" if group else table, records or [], out_dir / f"{table}_images",
+                             out_dir / name, cells=cells)
         if path is not None:
             galleries[group] = path
     lines = [f"# Table `{table}`", "", f"Regenerate: `{command}`", "",
