@@ -161,7 +161,9 @@ def summarise(directory: Path) -> dict:
                          "mean ± 95% t-CI, paired differences on the same (image, seed); previous: the same from the records "
                          "of an earlier protocol or prior that a re-run replaced"
                          + ("; versus_default_prior: each cell minus the same cell of ../reproduce/ (the default "
-                            "prior), same images" if directory.name == "reproduce_strong" else "")}
+                            "prior), same images" if directory.name == "reproduce_strong" else "")
+                         + ("; defenses versus_clean: each cell minus the same attack in main (the clean update), "
+                            "same images" if (directory / "defenses.jsonl").is_file() else "")}
     for path in sorted(directory.glob("*.jsonl")):
         records = load_records(path)
         if not records:
