@@ -267,5 +267,20 @@ def report(rows: dict, command: str) -> str:
         for name in ("cold", "warm"):
             p = probe[name]
             lines.append(f"| {name} inductor cache | {p['first_call']:.1f} | {p['compile']:.1f} | {p['process_seconds']:.1f} |")
-    lines += ["", "Raw output:", "", "```", json.dumps(rows), "```", ""]
+    lines += ["", quote_block(rows), "", "Raw output:", "", "```", json.dumps(rows), "```", ""]
     return "\n".join(lines)
+
+
+def quote_block(rows: dict) -> str:
+    """The run's ratios and seconds as a fenced ``quote`` block (``gifd_lite.results``), keyed by thread count,
+    e.g. ``1 thread gifd ratio: 0.5728``, so the texts quote the bench instead of retyping it."""
+    prefix = f"{rows['threads']} thread{'s' if rows['threads'] != 1 else ''}"
+    keys = ["plain", "plain_grad_input_only", "oracle_eager", "oracle_compiled", "ig", "gifd", "gias", "ggl"]
+    lines = [f"{prefix} {key} seconds: {rows[key]:.6f}\n{prefix} {key} ratio: {rows[key] / rows['plain']:.6f}"
+             for key in keys if key in rows]
+    lines.append(f"{prefix} sgemm gflops: {rows['sgemm_gflops']:.2f}")
+    if "oracle_compiled_gflops" in rows:
+        lines.append(f"{prefix} oracle_compiled gflops: {rows['oracle_compiled_gflops']:.2f}")
+    for name, p in rows.get("compile_probe", {}).items():
+        lines.append(f"{prefix} compile {name} seconds: {p['compile']:.2f}")
+    return "\n".join(["```quote", *lines, "```"])

@@ -51,6 +51,27 @@ def test_bench_reports_ratios_against_the_plain_loop():
     assert rows["oracle_eager_gflops"] == pytest.approx(rows["flops_per_step"] / rows["oracle_eager"] / 1e9)
 
 
+def test_bench_report_carries_a_quote_block_the_texts_can_read(tmp_path, monkeypatch):
+    from gifd_lite import results
+    from gifd_lite.bench import report
+
+    rows = {"model": "resnet18", "batch_size": 1, "threads": 2, "device": "cpu", "plain": 0.2, "plain_gflops": 45.0,
+            "oracle_compiled": 0.12, "oracle_compiled_gflops": 75.0, "gifd": 0.14, "flops_per_step": 9e9,
+            "sgemm_gflops": 340.0, "compile_probe": {"cold": {"first_call": 57.0, "compile": 56.5, "process_seconds": 63.0},
+                                                      "warm": {"first_call": 4.3, "compile": 4.1, "process_seconds": 9.9}}}
+    (tmp_path / "bench_x.md").write_text(report(rows, "bench"))
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    results._load.cache_clear()
+    try:
+        assert results.quote("bench_x.md", "2 threads gifd ratio") == "0.70"
+        assert results.quote("bench_x.md", "2 threads oracle_compiled seconds", digits=3) == "0.120"
+        assert results.quote("bench_x.md", "2 threads compile cold seconds", digits=1) == "56.5"
+        assert results.judge("bench_x.md | 2 threads gifd ratio | > 0.45")[0]
+        assert not results.judge("bench_x.md | 2 threads gifd ratio | <= 0.45")[0]
+    finally:
+        results._load.cache_clear()
+
+
 def test_batched_restarts_give_each_restarts_own_gradient():
     import torch
 
