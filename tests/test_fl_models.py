@@ -134,6 +134,37 @@ def test_adaptive_attacker_mirrors_compression_soteria_and_clipping():
     assert GradientTarget(model, update, noise).mask is None
 
 
+def test_clipping_leaves_the_cosine_matching_problem_unchanged():
+    """Clipping rescales the whole update (and, mirrored, the dummy gradient): the cosine loss and its gradient in
+    the dummy image are the clean problem's up to float rounding (docs/results/README.md, claim 6: the clean and
+    clipped GIFD runs differ only by how a long search amplifies that rounding)."""
+    from gifd_lite.attacks.core import GradientTarget, model_gradients
+
+    model = models.build_model("convnet", seed=0).eval()
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([4])
+    dummy = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+
+    def loss_and_grad(tm):
+        target = GradientTarget(model, fl.client_update(model, x, y, tm).tensors, tm)
+        d = dummy.clone().requires_grad_(True)
+        loss = target.cosine(model_gradients(model, d, y, params=target.params))
+        return loss.detach(), torch.autograd.grad(loss, [d])[0]
+
+    clean_loss, clean_grad = loss_and_grad(fl.ThreatModel("convnet"))
+    norm = torch.cat([t.flatten() for t in fl.fedsgd_gradients(model, x, y)]).norm()
+    for bound in (0.5 * float(norm), 0.05 * float(norm)):            # both bounds bind
+        for adaptive in (False, True):
+            loss, grad = loss_and_grad(fl.ThreatModel("convnet", defense="clipping", defense_param=bound,
+                                                      adaptive=adaptive))
+            assert loss == pytest.approx(float(clean_loss), rel=1e-5)
+            assert float((grad - clean_grad).norm() / clean_grad.norm()) < 1e-4
+    # an l2 distance (DLG, GGL) does see the scale
+    l2 = GradientTarget(model, fl.client_update(model, x, y, fl.ThreatModel("convnet", defense="clipping",
+                                                                           defense_param=0.05 * float(norm))).tensors)
+    assert float(l2.l2(fl.fedsgd_gradients(model, x, y))) > 0.5 * float(norm) ** 2
+
+
 def test_adaptive_attacker_unrolls_a_fedavg_clients_local_steps():
     from gifd_lite.attacks.core import GradientTarget
 

@@ -3,6 +3,7 @@ records (tools/summarise_reproduce.py)."""
 
 import importlib.util
 import math
+import statistics
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,29 @@ def test_a_defense_is_paired_with_the_same_attack_on_the_clean_update():
     assert set(versus) == {"ig noise=0.01 - clean", "gifd noise=0.01 - clean"}
     gifd = versus["gifd noise=0.01 - clean"]
     assert gifd["n"] == 3 and gifd["lower"] == 3 and gifd["mean"] == pytest.approx(-2.0)   # images 5, 1005, 2005
+
+
+def test_same_problem_spreads_the_runs_that_differ_only_by_rounding():
+    """defenses' ``same_problem``: per image, the clean run and the four clipping cells; their spread and the clean
+    run minus the mean of its four clipped siblings."""
+    spec = importlib.util.spec_from_file_location("summarise_reproduce", ROOT / "tools" / "summarise_reproduce.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    from gifd_lite.paired import load_records
+
+    main = [r for r in load_records(ROOT / "docs" / "results" / "reproduce" / "main.jsonl")
+            if r["spec"]["tag"] == "gifd" and r["spec"]["index"] < 3000]
+    offsets = {"clipping=1.0": 1.0, "clipping=1.0 adaptive": 3.0, "clipping=0.1": 1.0, "clipping=0.1 adaptive": 3.0}
+    defended = [{**r, "psnr": r["psnr"] + d, "spec": {**r["spec"], "tag": f"gifd | {cell}", "defense": "clipping",
+                                                     "adaptive": "adaptive" in cell}}
+                for r in main for cell, d in offsets.items()]
+    noise = [{**r, "spec": {**r["spec"], "tag": "gifd | noise=0.01", "defense": "noise"}} for r in main]
+    out = tool.same_problem(defended + noise, main)
+    assert set(out) == {"gifd"}                                   # no IG records given
+    gifd = out["gifd"]
+    assert gifd["images"] == 3 and gifd["clean - clipped"]["mean"] == pytest.approx(-2.0)   # 0 against (1+3+1+3)/4
+    assert gifd["clean - clipped"]["lower"] == 3
+    assert gifd["spread"] == pytest.approx(statistics.stdev([0.0, 1.0, 3.0, 1.0, 3.0]))    # noise is not a sibling
 
 
 def test_a_re_run_table_keeps_what_its_replaced_records_said():

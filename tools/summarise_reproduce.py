@@ -8,7 +8,8 @@ lessons quote (``gifd_lite.paired``): GIFD minus each other attack in the same s
 ball, each label mapping minus none, each stop minus the full run, the adaptive attacker minus the plain one,
 the unrolling attacker minus the plain one; for ``reproduce_strong/`` (another prior) also each cell minus the
 same cell of ``reproduce/`` (``versus_default_prior``), and for ``defenses`` each cell minus the same attack on the
-clean update of ``main`` (``versus_clean``); a re-run table keeps what its replaced records said under
+clean update of ``main`` (``versus_clean``) and how far the cosine attacks' runs that pose the same problem differ
+(``same_problem``: the clean run and the four clipping cells); a re-run table keeps what its replaced records said under
 ``previous``. Nothing is measured: the file is a function of the records.
 
 Cell names lose their ``|`` (a quote tag splits on it): ``gifd | B=4`` is ``gifd B=4``, and a comparison is
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gifd_lite.experiments import is_current, read_records  # noqa: E402
-from gifd_lite.paired import cell_key, compare_cells, load_records, mean_ci  # noqa: E402
+from gifd_lite.paired import cell_key, compare_cells, load_records, mean_ci, paired_difference  # noqa: E402
 from gifd_lite.reproduce import _agrees_with_oracle  # noqa: E402
 
 DIRS = ("reproduce", "reproduce_resnet18", "reproduce_strong")
@@ -138,6 +139,36 @@ def versus_clean(defended: list[dict], main: list[dict]) -> dict:
     return versus(defended, main, lambda cell: cell.split(" | ")[0], "clean")
 
 
+def same_problem(defended: list[dict], main: list[dict], methods=("ig", "gifd")) -> dict:
+    """How far runs that pose the *same* problem differ (``defenses`` only): clipping scales the whole update (and,
+    mirrored, the dummy gradient) by a positive number, which a cosine distance ignores, so for the cosine attacks
+    the clean run and the four clipping cells (1.0, 0.1, plain and adaptive) differ only by float rounding, which a
+    long non-convex search amplifies. Per method: ``spread``, the mean over images of the standard deviation of
+    those five runs' PSNR, and ``clean - clipped``, the clean run minus the mean of its four clipped siblings,
+    paired (a baseline below its siblings lifts every comparison against it)."""
+    import statistics
+
+    hashes: dict = {}
+    out = {}
+    for method in methods:
+        clean = {(r["spec"]["index"], r["spec"]["seed"]): r["psnr"] for r in main
+                 if r["spec"]["tag"] == method and is_current(r, hashes)}
+        siblings: dict = {}
+        for r in defended:
+            tag = r["spec"]["tag"]
+            if tag.split(" | ")[0] == method and r["spec"]["defense"] == "clipping" and is_current(r, hashes):
+                siblings.setdefault((r["spec"]["index"], r["spec"]["seed"]), {})[tag] = r["psnr"]
+        full = [k for k in clean if len(siblings.get(k, {})) == 4]
+        if len(full) < 2:
+            continue
+        spreads = [statistics.stdev([clean[k], *siblings[k].values()]) for k in full]
+        mean_siblings = [statistics.mean(siblings[k].values()) for k in full]
+        entry = paired_difference([clean[k] for k in full], mean_siblings)
+        out[method] = {"images": len(full), "runs_per_image": 5, "spread": statistics.mean(spreads),
+                       "clean - clipped": {k: entry[k] for k in ("n", "mean", "ci", "higher", "lower", "wilcoxon_p")}}
+    return out
+
+
 def summarise_with_pairs(table: str, records: list[dict]) -> dict:
     table_summary, cells = summarise_table(records)
     for cell, ref in pairs(table, cells):
@@ -163,7 +194,9 @@ def summarise(directory: Path) -> dict:
                          + ("; versus_default_prior: each cell minus the same cell of ../reproduce/ (the default "
                             "prior), same images" if directory.name == "reproduce_strong" else "")
                          + ("; defenses versus_clean: each cell minus the same attack in main (the clean update), "
-                            "same images" if (directory / "defenses.jsonl").is_file() else "")}
+                            "same images; defenses same_problem: for IG and GIFD (cosine), the spread of the five runs "
+                            "per image that differ only by float rounding (clean and the four clipping cells) and the "
+                            "clean run minus their mean" if (directory / "defenses.jsonl").is_file() else "")}
     for path in sorted(directory.glob("*.jsonl")):
         records = load_records(path)
         if not records:
@@ -182,6 +215,9 @@ def summarise(directory: Path) -> dict:
             against = versus_clean(records, load_records(main_table))
             if against:
                 table_summary["versus_clean"] = against
+            spread = same_problem(records, load_records(main_table))
+            if spread:
+                table_summary["same_problem"] = spread
         summary[path.stem] = table_summary
     return summary
 
