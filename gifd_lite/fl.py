@@ -88,6 +88,9 @@ def fedavg_update(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int
     """Δ = θ_0 - θ_T after ``steps`` full-batch SGD steps of size ``lr`` on a copy of the model."""
     if steps < 1:
         raise GifdError("FedAvg needs at least one local step")
+    if not lr > 0:
+        raise GifdError(f"FedAvg needs a positive local learning rate (got {lr:g}): with it the client does not move "
+                        "and its update is zero; set ThreatModel(fedavg_lr=...)")
     local = copy.deepcopy(model)
     params = [p for p in local.parameters() if p.requires_grad]
     start = [p.detach().clone() for p in params]

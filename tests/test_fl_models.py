@@ -33,6 +33,8 @@ def test_fedavg_one_step_is_lr_times_gradient_and_model_untouched():
     grads = fl.fedsgd_gradients(model, x, y)
     assert all(torch.allclose(d, 0.1 * g, atol=1e-6) for d, g in zip(delta, grads))
     three = fl.fedavg_update(model, x, y, steps=3, lr=0.1)
+    with pytest.raises(GifdError, match="positive local learning rate"):
+        fl.client_update(model, x, y, fl.ThreatModel("convnet", update="fedavg", fedavg_steps=5))   # lr left at 0
     assert not all(torch.allclose(a, 3 * b) for a, b in zip(three, delta))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
