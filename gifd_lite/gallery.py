@@ -61,8 +61,9 @@ def _caption(record: dict, k: int) -> str:
 
 def write_gallery(table: str, records: list[dict], images_dir: str | Path, path: str | Path,
                   cells: list[str] | None = None, max_images: int = 10) -> Path | None:
-    """One figure: a column per victim image (up to ``max_images``), ground truth on top, then a row per table
-    cell with that run's reconstruction and its PSNR / SSIM / LPIPS. Records without a kept picture are left
+    """One figure: a column per victim image (whole victim batches, up to ``max_images`` images unless the first
+    batch alone is larger), ground truth on top, then a row per table cell with that run's reconstruction, matched
+    image to image, and its PSNR / SSIM / LPIPS. Records without a kept picture are left
     out; returns None when no record has one."""
     from matplotlib.figure import Figure       # not pyplot: a notebook's inline backend stays as it is
 
@@ -71,12 +72,18 @@ def write_gallery(table: str, records: list[dict], images_dir: str | Path, path:
     if not kept:
         return None
     cells = cells or list(dict.fromkeys(r["spec"]["tag"] for r in kept))
-    columns = []                                      # (victim batch start index, image k within the batch)
+    kept = [r for r in kept if r["spec"]["tag"] in cells]
+    if not kept:
+        return None
+    sizes: dict[int, int] = {}                         # victim batch start index -> its batch size
     for r in kept:
-        for k in range(len(r["true_labels"])):
-            if (r["spec"]["index"], k) not in columns:
-                columns.append((r["spec"]["index"], k))
-    columns = sorted(columns)[:max_images]
+        index = r["spec"]["index"]
+        sizes[index] = max(sizes.get(index, 0), len(r["true_labels"]))
+    columns = []                                      # (victim batch start index, image k within the batch)
+    for index in sorted(sizes):                       # whole batches, as many as fit (at least the first)
+        if columns and len(columns) + sizes[index] > max_images:
+            break
+        columns += [(index, k) for k in range(sizes[index])]
     by_cell = {(r["spec"]["tag"], r["spec"]["index"]): r for r in kept}
     fig = Figure(figsize=(max(4.0, 1.25 * len(columns) + 1.6), 1.45 * (len(cells) + 1) + 0.5))
     axes = fig.subplots(len(cells) + 1, len(columns), squeeze=False)
@@ -88,7 +95,7 @@ def write_gallery(table: str, records: list[dict], images_dir: str | Path, path:
     for j, (index, k) in enumerate(columns):
         for i, cell in enumerate(cells):
             r = by_cell.get((cell, index))
-            if r is None:
+            if r is None or k >= len(r["true_labels"]):   # no run, or a cell of a smaller batch
                 continue
             truth, recon = load_pair(images_dir / r["reconstruction_png"], len(r["true_labels"]))
             if not axes[0, j].images:

@@ -347,13 +347,14 @@ def _stage_lines(caption: str, columns: list[str], items: list[dict], label) -> 
 
 def gallery_groups(table: str, cells: list[str]) -> dict[str, list[str]]:
     """The cells each gallery figure shows: one figure per defense for ``defenses`` (its 42 cells would make one
-    figure 43 rows tall), one figure (group ``""``) for every other table."""
-    if table != "defenses":
+    figure 43 rows tall), one per batch size for ``batch`` (a batch of 8 fills a row by itself), one figure
+    (group ``""``) for every other table."""
+    if table not in ("defenses", "batch"):
         return {"": cells}
     groups: dict[str, list[str]] = {}
     for cell in cells:
         setting = cell.split(" | ", 1)[1] if " | " in cell else "none"
-        groups.setdefault(setting.split("=")[0], []).append(cell)
+        groups.setdefault(setting if table == "batch" else setting.split("=")[0], []).append(cell)
     return groups
 
 
@@ -369,7 +370,7 @@ def write_table(table: str, rows: list[dict], out_dir: str | Path, command: str,
     md, csv_path = out_dir / f"{table}.md", out_dir / f"{table}.csv"
     galleries = {}
     for group, cells in gallery_groups(table, [r["cell"] for r in rows]).items():
-        name = f"{table}_gallery{'_' + group if group else ''}.png"
+        name = f"{table}_gallery{'_' + group.replace('=', '') if group else ''}.png"
         path = write_gallery(f"{table}, {group}" if group else table, records or [], out_dir / f"{table}_images",
                              out_dir / name, cells=cells)
         if path is not None:

@@ -43,6 +43,42 @@ def test_the_gallery_has_a_row_per_cell_and_skips_runs_without_pictures(tmp_path
     assert image_name("a") == image_name("a") != image_name("b")
 
 
+def test_a_batch_gallery_shows_whole_batches_and_skips_smaller_ones(tmp_path):
+    """Columns are whole victim batches (two batches of 4 fit in 10 images, a third does not); a batch-1 cell of
+    the same start image fills only its own column."""
+    import matplotlib
+
+    matplotlib.use("svg")
+    records = []
+    for tag, batch in (("gifd | B=4", 4), ("gifd | B=1", 1)):
+        for index in (5, 1005, 2005):
+            key = f"{tag}-{index}"
+            save_pair(torch.rand(batch, 3, 32, 32), torch.rand(batch, 3, 32, 32), tmp_path / image_name(key))
+            records.append({"spec": {"tag": tag, "index": index}, "key": key, "true_labels": list(range(batch)),
+                            "indices": list(range(index, index + batch)), "reconstruction_png": image_name(key),
+                            "per_image": {"psnr": [20.0] * batch}})
+    import matplotlib.figure
+
+    seen = []
+    original = matplotlib.figure.Figure.subplots
+    matplotlib.figure.Figure.subplots = lambda self, rows, cols, **kw: seen.append((rows, cols)) or original(
+        self, rows, cols, **kw)
+    try:
+        path = write_gallery("batch", records, tmp_path, tmp_path / "batch_gallery.png")
+    finally:
+        matplotlib.figure.Figure.subplots = original
+    assert path is not None and path.stat().st_size > 0
+    assert seen == [(3, 8)]                       # truth + 2 cells; images 5–8 and 1005–1008, not 2005's batch
+    seen.clear()
+    matplotlib.figure.Figure.subplots = lambda self, rows, cols, **kw: seen.append((rows, cols)) or original(
+        self, rows, cols, **kw)
+    try:                                          # the batch-1 cell alone: its own ten columns, not the 4-batches'
+        write_gallery("batch, B=1", records, tmp_path, tmp_path / "b1.png", cells=["gifd | B=1"])
+    finally:
+        matplotlib.figure.Figure.subplots = original
+    assert seen == [(2, 3)]
+
+
 def test_a_caption_shows_lpips_to_the_thousandth():
     """A good reconstruction's LPIPS is a few thousandths: two decimals would print 0.00 under every image."""
     from gifd_lite.gallery import _caption

@@ -34,6 +34,13 @@ def test_the_defenses_gallery_is_one_figure_per_defense():
     assert reproduce.gallery_groups("main", ["ig", "gifd"]) == {"": ["ig", "gifd"]}
 
 
+def test_the_batch_gallery_is_one_figure_per_batch_size():
+    cells = list(dict.fromkeys(s.tag for s in reproduce.table_specs("batch", "smoke", images=1)))
+    assert reproduce.gallery_groups("batch", cells) == {"B=1": ["ig | B=1", "gifd | B=1"],
+                                                       "B=4": ["ig | B=4", "gifd | B=4"],
+                                                       "B=8": ["ig | B=8", "gifd | B=8"]}
+
+
 def test_tables_attack_the_model_asked_for():
     assert {s.model for s in reproduce.table_specs("main", "smoke", images=1)} == {"resnet18"}
     convnet = reproduce.table_specs("defenses", "smoke", images=1, model="convnet")

@@ -37,17 +37,18 @@ def main() -> None:
     for path in paths:
         nb = nbformat.read(path, as_version=4)
         before = [c.source for c in nb.cells if c.cell_type == "markdown"]
-        for cell in nb.cells:
-            if cell.cell_type == "markdown":
-                cell.source = refresh(cell.source)
         lesson = ROOT / "notebooks" / path.relative_to(executed) if executed in path.parents else None
-        if lesson is not None and lesson.exists():       # an executed copy of the same code takes the lesson's text
-            source = nbformat.read(lesson, as_version=4)
+        source = nbformat.read(lesson, as_version=4) if lesson is not None and lesson.exists() else None
+        if source is not None and code_cells(nb) == code_cells(source):
+            # an executed copy of the same code takes the lesson's text (its own may quote keys a re-run removed)
             for cell in source.cells:
                 if cell.cell_type == "markdown":
                     cell.source = refresh(cell.source)
-            if code_cells(nb) == code_cells(source):
-                current_text(nb, source)
+            current_text(nb, source)
+        else:
+            for cell in nb.cells:
+                if cell.cell_type == "markdown":
+                    cell.source = refresh(cell.source)
         changed = sum(a != b.source for a, b in zip(before, [c for c in nb.cells if c.cell_type == "markdown"]))
         if changed:
             stale.append(f"{path.relative_to(ROOT)} ({changed} cells)")
