@@ -341,8 +341,8 @@ def _stage_lines(caption: str, columns: list[str], items: list[dict], label) -> 
     names = list(dict.fromkeys(name for it in staged for name in it["stages"]))
     head = columns + names
     lines = ["", caption, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return lines + ["| " + " | ".join([_md(c) for c in label(it)] + [_fmt(it["stages"].get(n)) for n in names]) + " |"
-                    for it in staged]
+    return lines + ["| " + " | ".join([_md(c) for c in label(it)] + [_fmt(it["stages"][n]) if n in it["stages"] else "—"
+                                                                      for n in names]) + " |" for it in staged]
 
 
 def gallery_groups(table: str, cells: list[str]) -> dict[str, list[str]]:
@@ -380,8 +380,11 @@ def write_table(table: str, rows: list[dict], out_dir: str | Path, command: str,
              "| cell | n | PSNR (dB) | SSIM | LPIPS | s / run | best layers |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {_md(r['cell'])} | {r['n']} | {_fmt(r['psnr'])} | {_fmt(r['ssim'], 3)} | {_fmt(r['lpips'], 3)} | "
               f"{_fmt(r['seconds'], 0)} | {r['best_layers']} |" for r in rows]
-    lines += _stage_lines("GIFD per stage: mean PSNR (dB) of the best restart at each stage; GIFD outputs the stage "
-                          "with the lowest gradient loss.", ["cell"], rows, lambda r: [r["cell"]])
+    lines += _stage_lines("GIFD per stage: mean PSNR (dB) of the best restart at each stage (— : the runs stopped "
+                          "before it); GIFD outputs the stage its rule picks (`select`, by default the lowest "
+                          "gradient loss, stopping after 16x16 for batches of four or more and choosing on "
+                          "held-out entries under noise: notebook 05), listed under best layers.",
+                          ["cell"], rows, lambda r: [r["cell"]])
     mapped = [r for r in rows if r["oracle_agreement"]]
     if mapped:
         lines += ["", "Label mapping: runs whose chosen GAN class is the oracle's (semantically closest) class.", "",

@@ -93,6 +93,9 @@ def test_cli_writes_markdown_and_csv(tmp_path, capsys):
     assert "Regenerate: `python -m gifd_lite reproduce --table stages" in (tmp_path / "stages.md").read_text()
     text = (tmp_path / "stages.md").read_text()
     assert "--model convnet" in text and "GIFD per stage" in text and (tmp_path / "stages.png").stat().st_size > 0
+    per_stage = text[text.index("GIFD per stage"):].splitlines()
+    stopped = next(line for line in per_stage if line.startswith("| gifd \\| stop after stage 0 |"))
+    assert stopped.count("—") == 4 and "n/a" not in stopped      # stages a run never reached: not run, not missing
     assert {json.loads(line)["model"] for line in (tmp_path / "stages.jsonl").read_text().splitlines()} == {"convnet"}
     # every run kept its picture (truth above reconstruction, 32x32 each), and the table shows them in a gallery
     records = [json.loads(line) for line in (tmp_path / "stages.jsonl").read_text().splitlines()]
