@@ -173,12 +173,14 @@ def code_cells(nb) -> list[str]:
             if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
 
 
-def current_text(executed, lesson) -> None:
+def current_text(executed, lesson) -> bool:
     """Give the executed copy the lesson's markdown as it is now, when the code is the same and the cells line up:
     a corrected sentence needs no re-execution (text has no outputs, and its quoted numbers come from the
-    records)."""
+    records). Returns whether it did."""
     cells = [c for c in executed.cells if "injected-parameters" not in c.metadata.get("tags", [])]
-    if [c.cell_type for c in cells] == [c.cell_type for c in lesson.cells]:
-        for mine, theirs in zip(cells, lesson.cells):
-            if mine.cell_type == "markdown":
-                mine.source = theirs.source
+    if [c.cell_type for c in cells] != [c.cell_type for c in lesson.cells]:
+        return False
+    for mine, theirs in zip(cells, lesson.cells):
+        if mine.cell_type == "markdown":
+            mine.source = theirs.source
+    return True

@@ -109,7 +109,8 @@ def fl_table(model, trained, test_set, index: int, G, attacks, attack_preset, se
     # the shipped trained classifier is a ConvNet, whatever model the other rows attack
     scenarios = {"batch 1 (reference)": (model, model_name, 1, {}), "batch 4": (model, model_name, 4, {}),
                  "FedAvg, 5 local steps": (model, model_name, 1, {"update": "fedavg", "fedavg_steps": 5, "fedavg_lr": 0.1}),
-                 "trained global model": (trained, "convnet", 1, {"trained_model": True})}
+                 "trained global model" + ("" if model_name == "convnet" else " (ConvNet)"):
+                     (trained, "convnet", 1, {"trained_model": True})}
     rows = []
     for setting, (m_model, name, batch, kwargs) in scenarios.items():
         xb, yb, _ = data.victim_batch(test_set, index, batch)

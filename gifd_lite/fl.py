@@ -61,6 +61,12 @@ class ThreatModel:
     notes: list[str] = field(default_factory=list)
     input: InputSpec = field(default_factory=InputSpec)   # the model's input shape and normalisation
 
+    def __post_init__(self):
+        if self.update == "fedavg" and not self.fedavg_lr > 0:
+            # a zero rate sends a zero update, and the attacker's label counts and unrolling divide by T·η
+            raise GifdError(f"a FedAvg threat model needs a positive local learning rate (fedavg_lr, CLI "
+                            f"--fedavg-lr), got {self.fedavg_lr:g}")
+
     def as_dict(self) -> dict:
         return asdict(self)
 
@@ -89,8 +95,7 @@ def fedavg_update(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int
     if steps < 1:
         raise GifdError("FedAvg needs at least one local step")
     if not lr > 0:
-        raise GifdError(f"FedAvg needs a positive local learning rate (got {lr:g}): with it the client does not move "
-                        "and its update is zero; set ThreatModel(fedavg_lr=...)")
+        raise GifdError(f"FedAvg needs a positive local learning rate (got {lr:g}); set ThreatModel(fedavg_lr=...)")
     local = copy.deepcopy(model)
     params = [p for p in local.parameters() if p.requires_grad]
     start = [p.detach().clone() for p in params]

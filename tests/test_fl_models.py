@@ -34,7 +34,9 @@ def test_fedavg_one_step_is_lr_times_gradient_and_model_untouched():
     assert all(torch.allclose(d, 0.1 * g, atol=1e-6) for d, g in zip(delta, grads))
     three = fl.fedavg_update(model, x, y, steps=3, lr=0.1)
     with pytest.raises(GifdError, match="positive local learning rate"):
-        fl.client_update(model, x, y, fl.ThreatModel("convnet", update="fedavg", fedavg_steps=5))   # lr left at 0
+        fl.ThreatModel("convnet", update="fedavg", fedavg_steps=5)        # lr left at 0: a zero update
+    with pytest.raises(GifdError, match="positive local learning rate"):
+        fl.fedavg_update(model, x, y, steps=2, lr=0.0)
     assert not all(torch.allclose(a, 3 * b) for a, b in zip(three, delta))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
@@ -155,6 +157,8 @@ def test_clipping_leaves_the_cosine_matching_problem_unchanged():
 
     clean_loss, clean_grad = loss_and_grad(fl.ThreatModel("convnet"))
     norm = torch.cat([t.flatten() for t in fl.fedsgd_gradients(model, x, y)]).norm()
+    dummy_norm = torch.cat([t.flatten() for t in fl.fedsgd_gradients(model, dummy, y)]).norm()
+    assert float(dummy_norm) > 0.5 * float(norm)          # so the mirrored clip binds on the dummy gradient too
     for bound in (0.5 * float(norm), 0.05 * float(norm)):            # both bounds bind
         for adaptive in (False, True):
             loss, grad = loss_and_grad(fl.ThreatModel("convnet", defense="clipping", defense_param=bound,

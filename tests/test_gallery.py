@@ -72,7 +72,7 @@ def test_a_batch_gallery_shows_whole_batches_and_skips_smaller_ones(tmp_path):
     seen.clear()
     matplotlib.figure.Figure.subplots = lambda self, rows, cols, **kw: seen.append((rows, cols)) or original(
         self, rows, cols, **kw)
-    try:                                          # the batch-1 cell alone: its own ten columns, not the 4-batches'
+    try:                                          # the batch-1 cell alone: one column per batch-1 run (3)
         write_gallery("batch, B=1", records, tmp_path, tmp_path / "b1.png", cells=["gifd | B=1"])
     finally:
         matplotlib.figure.Figure.subplots = original

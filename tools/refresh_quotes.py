@@ -39,13 +39,11 @@ def main() -> None:
         before = [c.source for c in nb.cells if c.cell_type == "markdown"]
         lesson = ROOT / "notebooks" / path.relative_to(executed) if executed in path.parents else None
         source = nbformat.read(lesson, as_version=4) if lesson is not None and lesson.exists() else None
-        if source is not None and code_cells(nb) == code_cells(source):
-            # an executed copy of the same code takes the lesson's text (its own may quote keys a re-run removed)
-            for cell in source.cells:
-                if cell.cell_type == "markdown":
-                    cell.source = refresh(cell.source)
-            current_text(nb, source)
-        else:
+        for cell in source.cells if source is not None else []:
+            if cell.cell_type == "markdown":
+                cell.source = refresh(cell.source)
+        # an executed copy of the same code takes the lesson's text (its own may quote keys a re-run removed)
+        if not (source is not None and code_cells(nb) == code_cells(source) and current_text(nb, source)):
             for cell in nb.cells:
                 if cell.cell_type == "markdown":
                     cell.source = refresh(cell.source)

@@ -158,13 +158,14 @@ def same_problem(defended: list[dict], main: list[dict], methods=("ig", "gifd"))
             tag = r["spec"]["tag"]
             if tag.split(" | ")[0] == method and r["spec"]["defense"] == "clipping" and is_current(r, hashes):
                 siblings.setdefault((r["spec"]["index"], r["spec"]["seed"]), {})[tag] = r["psnr"]
-        full = [k for k in clean if len(siblings.get(k, {})) == 4]
-        if len(full) < 2:
+        cells = {tag for runs in siblings.values() for tag in runs}
+        full = [k for k in clean if len(siblings.get(k, {})) == len(cells)]
+        if not cells or len(full) < 2:
             continue
         spreads = [statistics.stdev([clean[k], *siblings[k].values()]) for k in full]
         mean_siblings = [statistics.mean(siblings[k].values()) for k in full]
         entry = paired_difference([clean[k] for k in full], mean_siblings)
-        out[method] = {"images": len(full), "runs_per_image": 5, "spread": statistics.mean(spreads),
+        out[method] = {"images": len(full), "runs_per_image": 1 + len(cells), "spread": statistics.mean(spreads),
                        "clean - clipped": {k: entry[k] for k in ("n", "mean", "ci", "higher", "lower", "wilcoxon_p")}}
     return out
 
