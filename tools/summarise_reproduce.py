@@ -3,7 +3,8 @@
     .venv/bin/python tools/summarise_reproduce.py [--check]
 
 Reads the committed run records ``docs/results/reproduce/<table>.jsonl`` (and ``reproduce_resnet18/``) and
-writes, per table, every cell's mean ± 95% CI (PSNR, SSIM, each GIFD stage) and the paired differences the
+writes, per table, every cell's mean ± 95% CI (PSNR, SSIM, LPIPS, each GIFD stage), its mean final gradient loss and
+seconds per iteration, and the paired differences the
 lessons quote (``gifd_lite.paired``): GIFD minus each other attack in the same setting, each radius minus no
 ball, each label mapping minus none, each stop minus the full run, the adaptive attacker minus the plain one,
 the unrolling attacker minus the plain one; for ``reproduce_strong/`` (another prior) also each cell minus the
@@ -85,6 +86,9 @@ def summarise_table(records: list[dict]) -> dict:
         for key in ("psnr", "ssim", "lpips"):        # LPIPS where every run of the cell has it (issue 19)
             if all(r.get(key) is not None for r in rs):
                 row[key], row[f"{key}_ci"] = mean_ci([r[key] for r in rs])
+        for key in ("gradient_loss", "seconds_per_iteration"):   # where the attack ended, and what a step cost
+            if all(r.get(key) is not None for r in rs):
+                row[key] = sum(r[key] for r in rs) / len(rs)
         mapped = [r for r in rs if r.get("label_mapping")]
         if mapped:                                   # how many runs conditioned on the oracle's GAN class
             row["picked_oracle_class"] = sum(_agrees_with_oracle(r) for r in mapped)
