@@ -34,6 +34,7 @@ from gifd_lite.paired import cell_key, compare_cells, load_records, mean_ci, pai
 from gifd_lite.reproduce import _agrees_with_oracle  # noqa: E402
 
 DIRS = ("reproduce", "reproduce_resnet18", "reproduce_strong")
+PAIRED_KEYS = ("n", "mean", "ci", "higher", "lower", "wilcoxon_p")     # what a paired entry keeps of the test
 
 
 def _method(tag: str) -> str:
@@ -112,7 +113,7 @@ def _entry(records: list[dict], cell: str, ref: str) -> dict:
         entry["stages"] = {}
         for name in common:
             p = compare_cells(records, cell, ref, stage=name)["paired"]
-            entry["stages"][name] = {k: p[k] for k in ("n", "mean", "ci", "higher", "lower", "wilcoxon_p")}
+            entry["stages"][name] = {k: p[k] for k in PAIRED_KEYS}
     return entry
 
 
@@ -170,7 +171,7 @@ def same_problem(defended: list[dict], main: list[dict], methods=("ig", "gifd"))
         mean_siblings = [statistics.mean(siblings[k].values()) for k in full]
         entry = paired_difference([clean[k] for k in full], mean_siblings)
         out[method] = {"images": len(full), "runs_per_image": 1 + len(cells), "spread": statistics.mean(spreads),
-                       "clean - clipped": {k: entry[k] for k in ("n", "mean", "ci", "higher", "lower", "wilcoxon_p")}}
+                       "clean - clipped": {k: entry[k] for k in PAIRED_KEYS}}
     return out
 
 
