@@ -86,3 +86,29 @@ def test_a_caption_shows_lpips_to_the_thousandth():
     record = {"per_image": {"psnr": [30.24], "ssim": [0.951], "lpips": [0.0043]}}
     assert _caption(record, 0) == "30.2 dB\n0.95 · 0.004"
     assert _caption({"per_image": {"psnr": [30.24], "ssim": [0.951]}}, 0) == "30.2 dB\n0.95 · LPIPS n/a"
+
+
+def test_a_gallery_of_several_seeds_shows_the_lowest_seeds_runs(tmp_path, monkeypatch):
+    """Runs are keyed by (cell, image): with two seeds the second must not silently replace the first's picture
+    under a caption that could belong to either."""
+    import matplotlib
+
+    matplotlib.use("svg")
+    import gifd_lite.gallery as gallery
+
+    records = []
+    for seed in (1, 0):                            # the higher seed first, as a resumed sweep may append them
+        key = f"gifd-5-seed{seed}"
+        save_pair(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32), tmp_path / image_name(key))
+        records.append({"spec": {"tag": "gifd", "index": 5, "seed": seed}, "key": key, "indices": [5],
+                        "true_labels": [3], "reconstruction_png": image_name(key),
+                        "per_image": {"psnr": [20.0 + seed]}})
+    loaded, titles = [], []
+    original_load = gallery.load_pair
+    monkeypatch.setattr(gallery, "load_pair", lambda path, b: loaded.append(path.name) or original_load(path, b))
+    original_title = matplotlib.figure.Figure.suptitle
+    monkeypatch.setattr(matplotlib.figure.Figure, "suptitle",
+                        lambda self, text, **kw: titles.append(text) or original_title(self, text, **kw))
+    assert write_gallery("main", records, tmp_path, tmp_path / "g.png") is not None
+    assert loaded == [image_name("gifd-5-seed0")]
+    assert "seed 0 of 2 seeds" in titles[0]
