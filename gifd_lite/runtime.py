@@ -35,7 +35,8 @@ def resolve_device(name: str = "auto", verbose: bool = True) -> torch.device:
     device = torch.device(name)
     if verbose and str(device) not in _ANNOUNCED:
         _ANNOUNCED.add(str(device))
-        detail = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+        detail = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+            f"{torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''}"
         print(f"gifd_lite: running on {device} ({detail})", file=sys.stderr)
     return device
 
