@@ -150,3 +150,25 @@ def test_a_re_run_table_keeps_what_its_replaced_records_said():
     assert len(earlier) + sum(is_current(r) for r in read_records(path)) == len(read_records(path))
     gifd = [r["psnr"] for r in earlier if r["spec"]["tag"] == "gifd"]
     assert tool.summarise_with_pairs("main", earlier)["cells"]["gifd"]["psnr"] == pytest.approx(sum(gifd) / len(gifd))
+
+
+def test_each_stage_is_paired_with_the_same_runs_output():
+    """``stage_minus_output``: within one GIFD cell, a stage's PSNR minus the run's output on the same images. On
+    the committed ConvNet records the 16x16 stage of the full runs is exactly what the ``stages`` table's runs that
+    stop after 16x16 give (the same seeded search up to that stage), so the two paired differences agree."""
+    spec = importlib.util.spec_from_file_location("summarise_reproduce", ROOT / "tools" / "summarise_reproduce.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    records = [{"spec": {"tag": "gifd", "index": i, "seed": 0}, "psnr": 20.0 + i,
+                "stages": [{"stage": "8x8", "psnr": 18.0 + i}, {"stage": "16x16", "psnr": 21.0 + i + 0.1 * i}]}
+               for i in range(4)]
+    out = tool.stage_minus_output(records, "gifd")
+    assert out["8x8"]["mean"] == pytest.approx(-2.0) and out["8x8"]["lower"] == 4
+    assert out["16x16"]["mean"] == pytest.approx(1.15) and out["16x16"]["higher"] == 4
+    from gifd_lite.paired import load_records
+
+    committed = ROOT / "docs" / "results" / "reproduce"
+    within = tool.stage_minus_output(load_records(committed / "main.jsonl"), "gifd")["16x16"]
+    stopped = compare_cells(load_records(committed / "stages.jsonl"), "gifd | stop after stage 3",
+                            "gifd | stop after stage 4")["paired"]
+    assert within["n"] == stopped["n"] == 10 and within["mean"] == pytest.approx(stopped["mean"], abs=1e-9)

@@ -3,8 +3,9 @@
     .venv/bin/python tools/summarise_reproduce.py [--check]
 
 Reads the committed run records ``docs/results/reproduce/<table>.jsonl`` (and ``reproduce_resnet18/``) and
-writes, per table, every cell's mean ± 95% CI (PSNR, SSIM, LPIPS, each GIFD stage), its mean final gradient loss and
-seconds per iteration, and the paired differences the
+writes, per table, every cell's mean ± 95% CI (PSNR, SSIM, LPIPS, each GIFD stage, and each stage minus the same
+runs' output, paired: ``stage_minus_output``), its mean final gradient loss and seconds per iteration, and the
+paired differences the
 lessons quote (``gifd_lite.paired``): GIFD minus each other attack in the same setting, each radius minus no
 ball, each label mapping minus none, each stop minus the full run, the adaptive attacker minus the plain one,
 the unrolling attacker minus the plain one; for ``reproduce_strong/`` (another prior) also each cell minus the
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gifd_lite.experiments import is_current, read_records  # noqa: E402
-from gifd_lite.paired import cell_key, compare_cells, load_records, mean_ci, paired_difference  # noqa: E402
+from gifd_lite.paired import cell_key, compare_cells, load_records, mean_ci, paired_difference, values  # noqa: E402
 from gifd_lite.reproduce import _agrees_with_oracle  # noqa: E402
 
 DIRS = ("reproduce", "reproduce_resnet18", "reproduce_strong")
@@ -99,8 +100,24 @@ def summarise_table(records: list[dict]) -> dict:
             stages[name] = dict(zip(("mean", "ci"), mean_ci(vals)))
         if stages:
             row["stages"] = stages
+            row["stage_minus_output"] = stage_minus_output(records, c)
         out["cells"][cell_key(c)] = row
     return out, cells
+
+
+def stage_minus_output(records: list[dict], cell: str) -> dict:
+    """Within the same GIFD runs, each stage's PSNR minus the run's output, paired over images: what stopping at
+    that stage would have given against what the stage choice gave (the stage's candidate of the run's best
+    restart, without the refit a held-out choice makes)."""
+    output = values(records, cell)
+    out = {}
+    for name in _stage_names(records, cell):
+        stage = values(records, cell, stage=name)
+        common = [k for k in stage if k in output]
+        if len(common) >= 2:
+            p = paired_difference([stage[k] for k in common], [output[k] for k in common])
+            out[name] = {k: p[k] for k in PAIRED_KEYS}
+    return out
 
 
 def _entry(records: list[dict], cell: str, ref: str) -> dict:
