@@ -77,7 +77,8 @@ def main():
         results[f"{model_name} {source} {update}"] = measure(model_name, test_set, n, source, update)
         print(model_name, source, update, results[f"{model_name} {source} {update}"], file=sys.stderr, flush=True)
     record = {"what": "label counts of batches of 8 with repeated labels, inferred from the update "
-                      "(gifd_lite.labels.infer_label_counts), untrained models in eval mode, CIFAR-10 test split",
+                      "(gifd_lite.labels.infer_label_counts), models in eval mode: untrained, except the results "
+                      "named 'trained convnet ...' (the shipped classifier), CIFAR-10 test split",
               "trained convnet": "the shipped classifier (data/MANIFEST 'classifier') as the global model",
               "batch_size": BATCH, "fedavg": FEDAVG, "results": results,
               "command": "GIFD_DATA=../shared/data GIFD_THREADS=1 .venv/bin/python tools/measure_label_counts.py"
