@@ -168,7 +168,11 @@ def test_each_stage_is_paired_with_the_same_runs_output():
     from gifd_lite.paired import load_records
 
     committed = ROOT / "docs" / "results" / "reproduce"
-    within = tool.stage_minus_output(load_records(committed / "main.jsonl"), "gifd")["16x16"]
-    stopped = compare_cells(load_records(committed / "stages.jsonl"), "gifd | stop after stage 3",
-                            "gifd | stop after stage 4")["paired"]
+    main, stages = load_records(committed / "main.jsonl"), load_records(committed / "stages.jsonl")
+    within = tool.stage_minus_output(main, "gifd")["16x16"]
+    stopped = compare_cells(stages, "gifd | stop after stage 3", "gifd | stop after stage 4")["paired"]
     assert within["n"] == stopped["n"] == 10 and within["mean"] == pytest.approx(stopped["mean"], abs=1e-9)
+    from gifd_lite.paired import values
+
+    for k, name in enumerate(("latent", "4x4", "8x8", "16x16", "32x32")):   # every stage, every image, to the digit
+        assert values(main, "gifd", stage=name) == values(stages, f"gifd | stop after stage {k}")
