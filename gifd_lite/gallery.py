@@ -64,8 +64,8 @@ def write_gallery(table: str, records: list[dict], images_dir: str | Path, path:
     """One figure: a column per victim image (whole victim batches, up to ``max_images`` images unless the first
     batch alone is larger), ground truth on top, then a row per table cell with that run's reconstruction, matched
     image to image, and its PSNR / SSIM / LPIPS. Records without a kept picture are left
-    out; returns None when no record has one. A table run with several seeds shows its lowest seed's runs (the
-    title says which), so a picture and the numbers under it always come from the same run."""
+    out; returns None when no record has one. A table run with several seeds shows each cell's lowest seed's
+    runs (the title says which), so a picture and the numbers under it always come from the same run."""
     from matplotlib.figure import Figure       # not pyplot: a notebook's inline backend stays as it is
 
     images_dir = Path(images_dir)
@@ -76,8 +76,12 @@ def write_gallery(table: str, records: list[dict], images_dir: str | Path, path:
     kept = [r for r in kept if r["spec"]["tag"] in cells]
     if not kept:
         return None
-    seeds = sorted({r["spec"].get("seed", 0) for r in kept})
-    kept = [r for r in kept if r["spec"].get("seed", 0) == seeds[0]]
+    lowest: dict[str, int] = {}                        # each cell's lowest seed: its runs are the ones shown
+    for r in kept:
+        tag, seed = r["spec"]["tag"], r["spec"].get("seed", 0)
+        lowest[tag] = min(lowest.get(tag, seed), seed)
+    seeds = {r["spec"].get("seed", 0) for r in kept}
+    kept = [r for r in kept if r["spec"].get("seed", 0) == lowest[r["spec"]["tag"]]]
     sizes: dict[int, int] = {}                         # victim batch start index -> its batch size
     for r in kept:
         index = r["spec"]["index"]
@@ -109,7 +113,9 @@ def write_gallery(table: str, records: list[dict], images_dir: str | Path, path:
     axes[0, 0].set_ylabel("ground truth", fontsize=7)
     for i, cell in enumerate(cells):
         axes[i + 1, 0].set_ylabel(cell.replace(" | ", "\n"), fontsize=7)
-    seed = f", seed {seeds[0]} of {len(seeds)} seeds" if len(seeds) > 1 else ""
+    shown = set(lowest.values())
+    seed = "" if len(seeds) == 1 else f", seed {min(shown)} of {len(seeds)} seeds" if len(shown) == 1 else \
+        ", each cell's lowest seed"
     fig.suptitle(f"table {table}: ground truth, then each cell's reconstruction{seed}\n"
                  "(PSNR; SSIM · LPIPS under each)", fontsize=9)
     fig.tight_layout()

@@ -97,7 +97,7 @@ def test_a_gallery_of_several_seeds_shows_the_lowest_seeds_runs(tmp_path, monkey
     import gifd_lite.gallery as gallery
 
     records = []
-    for seed in (1, 0):                            # the higher seed first, as a resumed sweep may append them
+    for seed in (0, 1):                            # the order a sweep writes them: the last would win a plain dict
         key = f"gifd-5-seed{seed}"
         save_pair(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32), tmp_path / image_name(key))
         records.append({"spec": {"tag": "gifd", "index": 5, "seed": seed}, "key": key, "indices": [5],

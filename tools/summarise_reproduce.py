@@ -107,8 +107,9 @@ def summarise_table(records: list[dict]) -> dict:
 
 def stage_minus_output(records: list[dict], cell: str) -> dict:
     """Within the same GIFD runs, each stage's PSNR minus the run's output, paired over images: what stopping at
-    that stage would have given against what the stage choice gave (the stage's candidate of the run's best
-    restart, without the refit a held-out choice makes)."""
+    that stage would have given against what the stage choice gave (each stage's entry is that stage's
+    lowest-loss candidate over the restarts, without the refit a held-out choice makes; under the lowest-loss rule
+    the deepest stage's row is zero wherever the output is that stage)."""
     output = values(records, cell)
     out = {}
     for name in _stage_names(records, cell):
