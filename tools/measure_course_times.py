@@ -46,7 +46,7 @@ def main() -> None:
     todo = [s for s in (args.only or stems) if s not in times or args.again]
     threads = 1 if args.jobs > 1 else int(os.environ.get("GIFD_THREADS", "0") or 0) or None
     conditions = (f"{args.jobs} notebooks at once, one torch thread each" if args.jobs > 1
-                  else f"one notebook at a time, {threads or 'default'} torch threads")
+                  else f"one notebook at a time, {threads or 'default'} torch thread{'' if threads == 1 else 's'}")
 
     def record_one(stem: str, seconds: float | None, error: str | None) -> None:
         times[stem] = {"seconds": seconds, "ok": error is None, "threads": threads, "date": time.strftime("%Y-%m-%d"),
