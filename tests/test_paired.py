@@ -176,3 +176,19 @@ def test_each_stage_is_paired_with_the_same_runs_output():
 
     for k, name in enumerate(("latent", "4x4", "8x8", "16x16", "32x32")):   # every stage, every image, to the digit
         assert values(main, "gifd", stage=name) == values(stages, f"gifd | stop after stage {k}")
+
+
+def test_a_resnet18_run_stopped_after_16x16_is_the_full_runs_16x16_stage():
+    """The same on ResNet-18 (compiled matching step), checked on one image: the record of a run stopped after
+    16x16 (docs/results/runs/resnet18_stages_check.jsonl, made by the stages table's spec for that image) against the
+    main table's full GIFD run of the image, stage by stage."""
+    from gifd_lite.paired import load_records, values
+
+    results = ROOT / "docs" / "results"
+    check = load_records(results / "runs" / "resnet18_stages_check.jsonl")
+    main = load_records(results / "reproduce_resnet18" / "main.jsonl")
+    assert [r["spec"]["tag"] for r in check] == ["gifd | stop after stage 3"]
+    stopped = check[0]
+    for stage in stopped["stages"]:
+        assert values(main, "gifd", stage=stage["stage"])[(stopped["spec"]["index"], 0)] == stage["psnr"]
+    assert values(main, "gifd", stage="16x16")[(stopped["spec"]["index"], 0)] == stopped["psnr"]
