@@ -189,6 +189,11 @@ def test_a_resnet18_run_stopped_after_16x16_is_the_full_runs_16x16_stage():
     main = load_records(results / "reproduce_resnet18" / "main.jsonl")
     assert [r["spec"]["tag"] for r in check] == ["gifd | stop after stage 3"]
     stopped = check[0]
+    key = (stopped["spec"]["index"], stopped["spec"]["seed"])
+    full = next(r for r in main if r["spec"]["tag"] == "gifd" and (r["spec"]["index"], r["spec"]["seed"]) == key)
+    assert {k: v for k, v in stopped["spec"].items() if k not in ("tag", "overrides")} == \
+        {k: v for k, v in full["spec"].items() if k not in ("tag", "overrides")}        # same model, seed, protocol
+    assert [s["stage"] for s in stopped["stages"]] == ["latent", "4x4", "8x8", "16x16"]
     for stage in stopped["stages"]:
-        assert values(main, "gifd", stage=stage["stage"])[(stopped["spec"]["index"], 0)] == stage["psnr"]
-    assert values(main, "gifd", stage="16x16")[(stopped["spec"]["index"], 0)] == stopped["psnr"]
+        assert values(main, "gifd", stage=stage["stage"])[key] == stage["psnr"]
+    assert values(main, "gifd", stage="16x16")[key] == stopped["psnr"]
