@@ -81,12 +81,41 @@ def defense_table(model, x, y, G, settings: list[tuple], attacks, attack_preset,
     return rows, pictures
 
 
-def show_defense_images(rows: list[dict], pictures: list, ncols: int = 4):
-    """The reconstructions of :func:`defense_table`, titled attack · setting · PSNR."""
-    from .viz import show_images
+def show_defense_images(rows: list[dict], pictures: list, truth: torch.Tensor | None = None):
+    """The reconstructions of :func:`defense_table`: one column per setting (its name wrapped above it), one row
+    per attack, each image's PSNR under it; the client's image first in every row, if ``truth`` is given."""
+    import textwrap
 
-    titles = [f"{r['attack']} · {r['setting']}\n{r['psnr']:.1f} dB" for r in rows]
-    return show_images(torch.cat(pictures), ncols=ncols, scale=1.6, titles=titles)
+    import matplotlib.pyplot as plt
+
+    from .viz import _hwc
+
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    attacks = list(dict.fromkeys(r["attack"] for r in rows))
+    where = {(r["setting"], r["attack"]): i for i, r in enumerate(rows)}
+    first = 1 if truth is not None else 0
+    ncols = first + len(settings)
+    fig, axes = plt.subplots(len(attacks), ncols, figsize=(1.25 * ncols, 1.75 * len(attacks) + 0.7), squeeze=False)
+    for a, attack in enumerate(attacks):
+        if truth is not None:
+            axes[a, 0].imshow(_hwc(truth[0].cpu()), interpolation="nearest")
+        for s, setting in enumerate(settings):
+            ax = axes[a, first + s]
+            if (setting, attack) in where:
+                i = where[setting, attack]
+                ax.imshow(_hwc(pictures[i][0]), interpolation="nearest")
+                ax.text(0.5, -0.04, f"{rows[i]['psnr']:.1f} dB", transform=ax.transAxes, ha="center", va="top",
+                        fontsize=7)
+        axes[a, 0].text(-0.08, 0.5, attack, transform=axes[a, 0].transAxes, rotation=90, ha="right", va="center",
+                        fontsize=9, weight="bold")
+    for s, setting in enumerate(settings):
+        axes[0, first + s].set_title(textwrap.fill(setting, 14), fontsize=7)
+    if truth is not None:
+        axes[0, 0].set_title("the client's\nimage", fontsize=7)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
 
 
 def format_by_setting(rows: list[dict], attacks, key: str = "psnr") -> str:

@@ -33,3 +33,26 @@ def test_fetch_offline_is_a_clean_error_or_success():
     result = subprocess.run([sys.executable, "-m", "gifd_lite", "fetch", "lpips"], capture_output=True, text=True)
     assert result.returncode in (0, 1) and "Traceback" not in result.stderr      # 1: a runtime error (offline)
     assert result.returncode == 0 or len(result.stdout.strip()) == 0           # no JSON, no download chatter
+
+
+def test_defense_figure_puts_each_reconstruction_under_its_setting_and_beside_its_attack():
+    from gifd_lite import defense_study
+
+    settings = defense_study.defense_settings({"noise": 0.01, "soteria": 0.4}, ["soteria"])
+    rows, pictures = [], []
+    for k, (name, param, adaptive) in enumerate(settings):
+        for a, attack in enumerate(["ig", "gifd"]):
+            rows.append({"setting": defense_study.setting_name(name, param, adaptive), "attack": attack,
+                         "psnr": 10.0 + k + a / 10})
+            pictures.append(torch.full((1, 3, 32, 32), (2 * k + a) / 10))
+    fig = defense_study.show_defense_images(rows, pictures, truth=torch.ones(1, 3, 32, 32))
+    axes = np.array(fig.axes).reshape(2, 1 + len(settings))
+    assert [ax.get_title() for ax in axes[0, 1:]] != [""] * len(settings)
+    assert "soteria" in axes[0, -1].get_title() and "adaptive" in axes[0, -1].get_title()
+    for a in range(2):
+        assert axes[a, 0].get_images()[0].get_array().min() == 1.0            # the client's image first
+        for k in range(len(settings)):
+            ax = axes[a, 1 + k]
+            assert np.allclose(ax.get_images()[0].get_array(), (2 * k + a) / 10)
+            assert ax.texts[-1].get_text() == f"{10.0 + k + a / 10:.1f} dB"
+    assert axes[1, 0].texts[0].get_text() == "gifd"
