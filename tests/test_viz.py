@@ -1,3 +1,4 @@
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from PIL import Image
@@ -47,8 +48,8 @@ def test_defense_figure_puts_each_reconstruction_under_its_setting_and_beside_it
             pictures.append(torch.full((1, 3, 32, 32), (2 * k + a) / 10))
     fig = defense_study.show_defense_images(rows, pictures, truth=torch.ones(1, 3, 32, 32))
     axes = np.array(fig.axes).reshape(2, 1 + len(settings))
-    assert [ax.get_title() for ax in axes[0, 1:]] != [""] * len(settings)
-    assert "soteria" in axes[0, -1].get_title() and "adaptive" in axes[0, -1].get_title()
+    names = [defense_study.setting_name(*s) for s in settings]
+    assert [" ".join(ax.get_title().split()) for ax in axes[0, 1:]] == names    # each column under its setting
     for a in range(2):
         assert axes[a, 0].get_images()[0].get_array().min() == 1.0            # the client's image first
         for k in range(len(settings)):
@@ -56,3 +57,10 @@ def test_defense_figure_puts_each_reconstruction_under_its_setting_and_beside_it
             assert np.allclose(ax.get_images()[0].get_array(), (2 * k + a) / 10)
             assert ax.texts[-1].get_text() == f"{10.0 + k + a / 10:.1f} dB"
     assert axes[1, 0].texts[0].get_text() == "gifd"
+    plt.close(fig)
+    missing = [r for r in rows if not (r["attack"] == "gifd" and r["setting"] == "none")]
+    fig = defense_study.show_defense_images(missing, [p for r, p in zip(rows, pictures) if r in missing])
+    axes = np.array(fig.axes).reshape(2, len(settings))                     # no truth column
+    assert not axes[1, 0].get_images() and axes[1, 1].get_images()          # the missing cell stays empty
+    assert "ig" in [t.get_text() for t in axes[0, 0].texts]
+    plt.close(fig)
