@@ -166,3 +166,19 @@ def test_paired_differences_compare_each_cell_with_gifd_on_the_same_image():
     assert row["stages"]["latent"][0] == pytest.approx(3.0) and row["stages"]["4x4"][0] == pytest.approx(1.0)
     assert reproduce._reference("label_mapping", "gifd | mapping=soft", []) == "gifd | mapping=none"
     assert reproduce._reference("main", "ggl", []) == "gifd"
+
+
+def test_the_ood_and_label_mapping_tables_share_gifd_runs_to_the_digit_and_the_determinism_record_says_so():
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("check_run_determinism", root / "tools" / "check_run_determinism.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    shared = tool.same_spec_in_two_tables()                 # raises if the specs differ beyond the tag
+    assert shared["gifd"] == {"images": 10, "differ": 0, "largest_gap_db": 0.0}
+    record = json.loads((root / "docs" / "results" / "runs" / "run_determinism.json").read_text())
+    assert record["ood_vs_label_mapping"] == shared
+    assert len({r["psnr"] for r in record["methods"]["gifd"]["runs"]}) == 1
+    assert record["methods"]["ggl"]["committed_psnr"] in {r["psnr"] for r in record["methods"]["ggl"]["runs"]}
