@@ -168,7 +168,7 @@ def test_paired_differences_compare_each_cell_with_gifd_on_the_same_image():
     assert reproduce._reference("main", "ggl", []) == "gifd"
 
 
-def test_the_ood_and_label_mapping_tables_share_gifd_runs_to_the_digit_and_the_determinism_record_says_so():
+def test_tables_that_share_a_spec_share_gifd_and_ig_runs_to_the_digit_and_the_determinism_record_says_so():
     import importlib.util
     from pathlib import Path
 
@@ -180,5 +180,7 @@ def test_the_ood_and_label_mapping_tables_share_gifd_runs_to_the_digit_and_the_d
     assert shared["gifd"] == {"images": 10, "differ": 0, "largest_gap_db": 0.0}
     record = json.loads((root / "docs" / "results" / "runs" / "run_determinism.json").read_text())
     assert record["ood_vs_label_mapping"] == shared
+    assert record["main_vs_batch"] == tool.main_and_batch()
+    assert all(v["differ"] == 0 for v in record["main_vs_batch"].values())
     assert len({r["psnr"] for r in record["methods"]["gifd"]["runs"]}) == 1
     assert record["methods"]["ggl"]["committed_psnr"] in {r["psnr"] for r in record["methods"]["ggl"]["runs"]}
