@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from gifd_lite.experiments import read_records  # noqa: E402
 RECORDS = ROOT / "docs" / "results" / "reproduce" / "label_mapping.jsonl"
 OUT = ROOT / "docs" / "results" / "runs" / "run_determinism.json"
 TAGS = {"ggl": "ggl | mapping=oracle", "gifd": "gifd | mapping=oracle"}
@@ -38,15 +40,13 @@ print(json.dumps({"psnr": r["psnr"], "gradient_loss": r["gradient_loss"], "secon
 
 
 def committed(tag: str) -> dict:
-    rows = [json.loads(line) for line in RECORDS.read_text().splitlines() if line.strip()]
-    return next(r for r in rows if r["spec"]["tag"] == tag and r["spec"]["index"] == INDEX and "select" in r["spec"])
+    return next(r for r in read_records(RECORDS) if r["spec"]["tag"] == tag and r["spec"]["index"] == INDEX and "select" in r["spec"])
 
 
 def _shared(table_a: str, tag_a: str, table_b: str, tag_b: str) -> dict:
     """One spec's runs in two committed tables that hold it under different tags: how many images differ."""
     def load(name: str, tag: str) -> dict:
-        lines = (RECORDS.parent / f"{name}.jsonl").read_text().splitlines()
-        rows = [json.loads(line) for line in lines if line.strip()]
+        rows = read_records(RECORDS.parent / f"{name}.jsonl")
         return {r["spec"]["index"]: r for r in rows if "select" in r["spec"] and r["spec"]["tag"] == tag}
     a, b = load(table_a, tag_a), load(table_b, tag_b)
     pairs = [(a[i], b[i]) for i in sorted(a) if i in b]
@@ -69,15 +69,7 @@ def main_and_batch() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=4, help="PYTHONHASHSEED values 0..N-1")
-    parser.add_argument("--tables-only", action="store_true",
-                        help="only compare the committed tables again (no runs), into the existing record")
     args = parser.parse_args()
-    if args.tables_only:
-        result = json.loads(OUT.read_text())
-        result.update(ood_vs_label_mapping=same_spec_in_two_tables(), main_vs_batch=main_and_batch())
-        OUT.write_text(json.dumps(result, indent=1) + "\n")
-        print(result["ood_vs_label_mapping"], result["main_vs_batch"])
-        return
     result = {"about": __doc__.split("\n\n")[1].replace("\n", " "), "index": INDEX, "methods": {}}
     for name, (method, onednn) in VARIANTS.items():
         tag = TAGS[method]
