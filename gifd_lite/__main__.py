@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="folder for <table>.jsonl/.md/.csv (default runs/reproduce/<preset>)")
     r.add_argument("--read-only", action="store_true",
                    help="run nothing: write the table from the records already in --out")
+    r.add_argument("--no-reuse", action="store_true",
+                   help="run again the runs another table in --out already holds (by default they are copied, "
+                        "marked reused_from)")
 
     return parser
 
@@ -547,6 +550,7 @@ def cmd_reproduce(args) -> dict:
     import matplotlib.pyplot as plt
 
     from .config import get_preset
+    from .experiments import reuse_runs_of_other_tables
     from .reproduce import plot_table, recorded, run_table, summarise, table_specs, write_table
     from .runtime import set_threads
 
@@ -563,6 +567,8 @@ def cmd_reproduce(args) -> dict:
         if not records:
             raise GifdError(f"--read-only: {results} has no records of this table")
     else:
+        if not args.no_reuse:
+            reuse_runs_of_other_tables(specs, results, out / f"{args.table}_images")
         records = run_table(specs, results, backend=args.backend, scheduler=args.scheduler, workers=args.workers,
                             images_dir=out / f"{args.table}_images")
     rows = summarise(records)

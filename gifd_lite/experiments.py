@@ -249,6 +249,53 @@ def current_records(path: str | Path) -> dict[str, dict]:
     return {RunSpec.of(r).key(): r for r in read_records(path) if is_current(r, hashes)}
 
 
+def _untagged(spec: RunSpec) -> str:
+    """A spec's identity without the table cell's name: two tables that run this have run the same attack."""
+    return json.dumps({k: v for k, v in asdict(spec).items() if k != "tag"}, sort_keys=True)
+
+
+def reuse_runs_of_other_tables(specs: list[RunSpec], out: str | Path, images_dir: str | Path | None = None) -> int:
+    """Append to ``out`` a copy of each run of ``specs`` that another results file in the same folder already
+    holds under its own table's tag (every field but ``tag`` equal), marked ``reused_from``, with its picture
+    copied into ``images_dir``; returns how many. IG's, GIAS's and GIFD's runs repeat to the digit in a new
+    process, so a copy is what re-running gives; a GGL copy is one of the draws a rerun could give (docs/results,
+    'How reproducible one run is'), the same draw in both tables. ``reproduce --no-reuse`` runs them again."""
+    import shutil
+
+    from .gallery import image_name
+
+    out = Path(out)
+    done = current_records(out)
+    wanted = {_untagged(s): s for s in specs if s.key() not in done}
+    copies = []
+    for other in sorted(out.parent.glob("*.jsonl")):
+        if other == out or not wanted:
+            continue
+        for record in current_records(other).values():
+            spec = wanted.pop(_untagged(RunSpec.of(record)), None)
+            if spec is None:
+                continue
+            copy = {**record, "spec": asdict(spec), "key": spec.key(), "reused_from": other.name}
+            picture = other.parent / f"{other.stem}_images" / str(record.get("reconstruction_png"))
+            copy.pop("reconstruction_png", None)
+            if images_dir is not None and record.get("reconstruction_png") and picture.is_file():
+                Path(images_dir).mkdir(parents=True, exist_ok=True)
+                copy["reconstruction_png"] = shutil.copyfile(picture, Path(images_dir) / image_name(spec.key())).name
+            copies.append(copy)
+    if copies:
+        _end_a_cut_line(out)
+        with out.open("a") as fh:
+            fh.write("".join(json.dumps(c) + "\n" for c in copies))
+    return len(copies)
+
+
+def _end_a_cut_line(out: Path) -> None:
+    """End a results file's last line if a killed run cut it short, so the next record starts a line."""
+    if out.exists() and out.stat().st_size and not out.read_bytes().endswith(b"\n"):
+        with out.open("a") as fh:
+            fh.write("\n")
+
+
 def sweep(specs: list[RunSpec], out: str | Path, context: Context | None = None, images_dir: str | Path | None = None,
           on_record=None) -> list[dict]:
     """Run every spec not already in ``out`` (JSON lines), appending each record as soon as it is done; with
@@ -260,9 +307,7 @@ def sweep(specs: list[RunSpec], out: str | Path, context: Context | None = None,
     done = current_records(out)
     todo = [s for s in specs if s.key() not in done]
     context = context or Context()
-    if out.exists() and out.stat().st_size and not out.read_bytes().endswith(b"\n"):
-        with out.open("a") as fh:                  # end a line cut short by a killed run
-            fh.write("\n")
+    _end_a_cut_line(out)
     for spec in progress(todo, desc=f"sweep ({len(done)} done)"):
         record = keep_picture(run_spec(spec, context, keep_images=images_dir is not None), images_dir)
         with out.open("a") as fh:

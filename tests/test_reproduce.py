@@ -184,3 +184,37 @@ def test_tables_that_share_a_spec_share_gifd_and_ig_runs_to_the_digit_and_the_de
     assert all(v["differ"] == 0 for v in record["main_vs_batch"].values())
     assert len({r["psnr"] for r in record["methods"]["gifd"]["runs"]}) == 1
     assert record["methods"]["ggl"]["committed_psnr"] in {r["psnr"] for r in record["methods"]["ggl"]["runs"]}
+
+
+def test_a_run_another_table_already_holds_is_copied_not_run_again(tmp_path):
+    """``ood``'s ood-disjoint GIFD and GGL runs are ``label_mapping``'s oracle runs (every field but the tag
+    equal): reproduce copies them, marked, with their pictures; nothing else is copied, and only once."""
+    from dataclasses import asdict
+
+    from gifd_lite.experiments import read_records, reuse_runs_of_other_tables
+    from gifd_lite.gallery import image_name, save_pair
+
+    mapping = reproduce.table_specs("label_mapping", "smoke", images=2, model="convnet")
+    held = []
+    for n, spec in enumerate(mapping):
+        name = image_name(spec.key())
+        save_pair(torch.full((1, 3, 32, 32), n / 20), torch.zeros(1, 3, 32, 32), tmp_path / "label_mapping_images" / name)
+        held.append({"method": spec.method, "psnr": 10.0 + n, "spec": asdict(spec), "key": spec.key(),
+                     "reconstruction_png": name})
+    (tmp_path / "label_mapping.jsonl").write_text("".join(json.dumps(r) + "\n" for r in held))
+
+    ood = reproduce.table_specs("ood", "smoke", images=2, model="convnet")
+    out, images = tmp_path / "ood.jsonl", tmp_path / "ood_images"
+    assert reuse_runs_of_other_tables(ood, out, images) == 4       # GIFD and GGL on 2 images
+    copies = read_records(out)
+    for copy in copies:
+        spec = next(s for s in ood if s.key() == copy["key"])
+        assert spec.tag in ("gifd | ood-disjoint", "ggl | ood-disjoint") and copy["spec"]["tag"] == spec.tag
+        assert copy["reused_from"] == "label_mapping.jsonl"
+        original = next(r for r in held if r["spec"] == {**copy["spec"], "tag": r["spec"]["tag"]})
+        assert original["spec"]["tag"] in ("gifd | mapping=oracle", "ggl | mapping=oracle")
+        assert copy["psnr"] == original["psnr"]
+        assert (images / copy["reconstruction_png"]).read_bytes() == \
+            (tmp_path / "label_mapping_images" / original["reconstruction_png"]).read_bytes()
+    assert reuse_runs_of_other_tables(ood, out, images) == 0       # already there
+    assert len(reproduce.recorded(ood, out)) == 4                   # the rest (IG, GIAS, cross-domain) must run
