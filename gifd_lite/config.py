@@ -103,6 +103,7 @@ class GGLConfig:
     sigma: float = 0.5
     kl_weight: float = 0.1
     popsize: int | None = 50      # None: CMA-ES default 4 + 3 ln(n) (18 in 128 dimensions)
+    snapshots: int = 6            # the best candidate of this many generations, kept for notebook 04's explorer
     compile: str = "auto"        # the matching oracle under torch.compile: auto | on | off (attacks/oracle.py)
 
     @property
@@ -121,6 +122,8 @@ class GIASConfig:
     lr_generator: float = 1e-4
     restarts: int = 2
     tv_weight: float = 1e-4
+    snapshots: int = 6           # images kept over both phases (the best restart's latent search, then the
+                                 # fine-tuning), for notebook 04's explorer
     compile: str = "auto"        # the matching oracle under torch.compile: auto | on | off (attacks/oracle.py)
 
 

@@ -80,14 +80,23 @@ def test_gifd_features_stay_in_the_ball(setting):
         assert torch.allclose(s["images"], stages[0]["images"], atol=1e-5)
 
 
-def test_ggl_and_gias_shapes(setting):
+def test_ggl_and_gias_shapes_and_snapshots(setting):
+    """Both keep snapshots of the run they return, as every attack does (notebook 04's explorer): GGL one per
+    chosen generation (its best candidate) ending at the last, GIAS over the latent search, then the fine-tuning."""
     G, model, x, y, update = setting
     preset = get_preset("smoke")
-    for rec in (ggl(model, update.tensors, y, update.threat_model, G, preset.ggl),
-                ggl(model, update.tensors, y, update.threat_model, G, preset.ggl, optimizer="adam"),
-                gias(model, update.tensors, y, update.threat_model, G, preset.gias)):
+    gias_steps = preset.gias.latent_iterations + preset.gias.generator_iterations
+    for rec, last in ((ggl(model, update.tensors, y, update.threat_model, G, preset.ggl), None),
+                      (ggl(model, update.tensors, y, update.threat_model, G, preset.ggl, optimizer="adam"), None),
+                      (gias(model, update.tensors, y, update.threat_model, G, preset.gias), gias_steps)):
         assert rec.images.shape == x.shape and 0 <= rec.images.min() and rec.images.max() <= 1
         assert np.isfinite(rec.gradient_loss)
+        steps = [step for step, _ in rec.history.snapshots]
+        assert 2 <= len(steps) <= 6 and steps == sorted(set(steps)) and steps[-1] == (last or rec.iterations)
+        for _, images in rec.history.snapshots:
+            assert images.shape == x.shape and images.device.type == "cpu" and 0 <= images.min() <= images.max() <= 1
+    gias_steps_seen = [step for step, _ in rec.history.snapshots]
+    assert min(gias_steps_seen) <= preset.gias.latent_iterations < max(gias_steps_seen)   # both phases
 
 
 @pytest.mark.parametrize("name", ["smoke", "laptop", "paper"])

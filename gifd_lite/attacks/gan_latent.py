@@ -33,8 +33,8 @@ from ..errors import GifdError
 from ..fl import ThreatModel
 from ..gan.generator import Generator, to_unit
 from ..runtime import progress
-from .core import History, Reconstruction
-from .generative import matching_loss, optimise_stage, prepare, sphere
+from .core import History, Reconstruction, snapshot_steps
+from .generative import matching_loss, optimise_stage, prepare, render, sphere
 from .oracle import MatchingOracle
 
 __all__ = ["ggl", "gias", "kl_to_standard_normal"]
@@ -73,6 +73,7 @@ def ggl(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thre
             if config.popsize:
                 options["popsize"] = config.popsize
             es = cma.CMAEvolutionStrategy(z0, config.sigma, options)
+            snap_at = snapshot_steps(max(1, config.evaluations // es.popsize), config.snapshots)
             bar = progress(total=config.evaluations, desc="GGL (CMA-ES)")
             # whole generations only, never past the budget (at least one generation)
             while not es.stop() and (evaluations == 0 or evaluations + es.popsize <= config.evaluations):
@@ -89,6 +90,8 @@ def ggl(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thre
                 if math.isfinite(raw[i]) and raw[i] < best["loss"]:             # a NaN never becomes the result
                     best.update(loss=raw[i], z=z[i].clone())
                 es.tell(candidates, losses)
+                if generations in snap_at:                                    # the generation's best candidate
+                    history.snapshots.append((evaluations, images.view(len(candidates), batch, *images.shape[1:])[i]))
                 generations += 1
                 history.loss.append(losses[i])
                 bar.update(len(candidates))
@@ -98,9 +101,12 @@ def ggl(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thre
             opt = torch.optim.Adam([z], lr=0.05)
             kept = (torch.full((), math.inf, device=device), z.detach().clone())
             curve = []
+            snap_at = snapshot_steps(config.evaluations, config.snapshots)
             try:
-                for _ in progress(range(config.evaluations), desc="GGL (Adam)"):
+                for step in progress(range(config.evaluations), desc="GGL (Adam)"):
                     images = to_unit(G(z, code))
+                    if step in snap_at:
+                        history.snapshots.append((step + 1, images.detach()))
                     grad_x, l2, _ = oracle(images)
                     kl = config.kl_weight * kl_to_standard_normal(z)
                     (z.grad,) = torch.autograd.grad([images, kl], [z], grad_outputs=[grad_x * scale, torch.ones_like(kl)])
@@ -123,6 +129,7 @@ def ggl(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thre
     with torch.no_grad():
         images = to_unit(G(best["z"], code)).clamp(0, 1)
     final = float(matching_loss(model, target, images, labels, create_graph=False).detach())
+    history.snapshots = [(step, shot.clamp(0, 1).cpu()) for step, shot in history.snapshots]   # once, at the end
     history.extra.update(fitness=best["loss"], generations=generations,
                          popsize=es.popsize if optimizer == "cma" else None)
     return Reconstruction(images.cpu(), labels.cpu(), history, threat_model, "ggl", evaluations,
@@ -145,11 +152,21 @@ def gias(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
     best = None
     latent_oracle = MatchingOracle(model, target, labels, tv_weight=config.tv_weight, compile=config.compile,
                                    calls=config.latent_iterations * config.restarts + config.generator_iterations)
+    snap_at = snapshot_steps(config.latent_iterations + config.generator_iterations, config.snapshots)
+    shots = []                                          # per restart: its latent search's snapshots (on the device)
+
+    def keep_shot(step, h):
+        if step in snap_at and not learn_code:           # (a learned class mixture is not passed to on_step)
+            with torch.no_grad():
+                shots[-1].append((step + 1, render(G, 0, h, code)))
+
     try:
         for restart in range(config.restarts):
             z0 = sphere(torch.randn((batch, G.config.z_dim), generator=torch.Generator().manual_seed(seed * 7919 + restart)))
+            shots.append([])
             result = optimise_stage(latent_oracle, G, 0, z0.to(device), code, config.latent_iterations,
-                                    config.lr_latent, desc=f"GIAS latent {restart + 1}", learn_code=learn_code)
+                                    config.lr_latent, on_step=keep_shot, desc=f"GIAS latent {restart + 1}",
+                                    learn_code=learn_code)
             iterations += len(result.curve)
             history.restart_losses.append(result.loss)
             if best is None or result.loss < best.loss:
@@ -158,6 +175,7 @@ def gias(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
         history.interrupted = True
     if best is None:
         raise GifdError("GIAS was interrupted before its first latent search finished")
+    history.snapshots = shots[history.best_restart]
     history.extra["latent_loss"] = best.loss
     history.extra["latent_images"] = best.images
     history.loss = list(best.curve)
@@ -176,8 +194,10 @@ def gias(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
         return torch.cat([to_unit(g(z[i:i + 1], code[i:i + 1])) for i, g in enumerate(copies)])
 
     try:
-        for _ in progress(range(config.generator_iterations), desc="GIAS generator"):
+        for step in progress(range(config.generator_iterations), desc="GIAS generator"):
             images = images_now()
+            if config.latent_iterations + step in snap_at:
+                history.snapshots.append((config.latent_iterations + step + 1, images.detach()))
             grad_x, match, _ = latent_oracle(images)       # the same matching step: same model, shape, target
             for p, grad in zip(params, torch.autograd.grad(images, params, grad_outputs=grad_x)):
                 p.grad = grad
@@ -190,6 +210,7 @@ def gias(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
     except KeyboardInterrupt:
         history.interrupted = True
     history.loss += torch.stack(curve).tolist() if curve else []
+    history.snapshots = [(step, shot.clamp(0, 1).cpu()) for step, shot in history.snapshots]   # once, at the end
     loss = float(kept[0])
     images = best.images if kept[1] is None or loss >= best.loss else kept[1].clamp(0, 1).cpu()
     return Reconstruction(images, labels.cpu(), history, threat_model, "gias", iterations,
