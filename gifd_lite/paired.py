@@ -143,21 +143,30 @@ def plot_paired(comparison: dict, title: str = ""):
     return fig
 
 
-def paired_explorer(directory: str | Path):
-    """Notebook 09: a widget over committed ``reproduce`` records (nothing is run): pick a table, a cell and a
-    reference cell, and see both readings of the difference (:func:`plot_paired`)."""
+def paired_explorer(directory: str | Path, table: str | None = None, cell: str | None = None,
+                    reference: str | None = None):
+    """Notebooks 08 and 09: a widget over committed ``reproduce`` records (nothing is run): pick a table, a cell
+    and a reference cell (at first ``table``, ``cell`` and ``reference`` if given; by default the table's last
+    and first cells), and see both readings of the difference (:func:`plot_paired`)."""
     import ipywidgets as W
     import matplotlib.pyplot as plt
 
     tables = {p.stem: load_records(p) for p in sorted(Path(directory).glob("*.jsonl"))}
-    table = W.Dropdown(options=list(tables), description="table")
+    if table is not None and table not in tables:
+        raise ValueError(f"no table {table!r} in {directory}: choose one of {', '.join(tables)}")
+    first = {"cell": cell, "minus": reference}
+    table = W.Dropdown(options=list(tables), value=table or next(iter(tables)), description="table")
     cell, reference = W.Dropdown(description="cell"), W.Dropdown(description="minus")
     out = W.Output()
 
     def cells(*_):
         names = list(dict.fromkeys(r["spec"]["tag"] for r in tables[table.value]))
+        for name in filter(None, first.values()):
+            if name not in names:
+                raise ValueError(f"no cell {name!r} in table {table.value!r}")
         cell.options, reference.options = names, names
-        cell.value, reference.value = names[-1], names[0]
+        cell.value, reference.value = first["cell"] or names[-1], first["minus"] or names[0]
+        first.update(cell=None, minus=None)              # only the first table opens on them
 
     def draw(*_):
         with out:

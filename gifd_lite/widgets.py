@@ -1,10 +1,44 @@
-"""ipywidgets explorers over stored results (no optimisation inside a callback); notebooks 01, 02 and 05."""
+"""ipywidgets explorers over stored results (no optimisation inside a callback); notebooks 00, 01, 02, 04 and 05."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-__all__ = ["snapshot_explorer", "stage_explorer"]
+__all__ = ["dataset_browser", "snapshot_explorer", "stage_explorer"]
+
+
+def dataset_browser(dataset, per_page: int = 10):
+    """Notebook 00: a dropdown (which class) and a slider (which page) over an in-memory split
+    (:class:`gifd_lite.data.ImageSet`), each image titled with its index, the ``--index`` / ``IMAGE_INDEX`` that
+    names it in every notebook and on the command line."""
+    import ipywidgets as W
+
+    by_class = {name: [int(i) for i in (dataset.labels == k).nonzero()[0]] for k, name in enumerate(dataset.classes)}
+    pick = W.Dropdown(options=list(by_class), description="class")
+    page = W.IntSlider(min=0, max=0, description="page")
+    out = W.Output()
+
+    def draw(*_):
+        indices = by_class[pick.value]
+        page.max = max(0, (len(indices) - 1) // per_page)
+        shown = indices[page.value * per_page:(page.value + 1) * per_page]
+        with out:
+            out.clear_output(wait=True)
+            if not shown:
+                print(f"no {pick.value} images in this split")
+                return
+            images, _ = dataset.tensors(shown)
+            fig, axes = plt.subplots(1, len(shown), figsize=(1.3 * len(shown), 1.6), squeeze=False)
+            for ax, img, i in zip(axes[0], images, shown):
+                ax.imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")
+                ax.set_title(str(i), fontsize=8)
+                ax.axis("off")
+            plt.show()
+
+    pick.observe(draw, "value")
+    page.observe(draw, "value")
+    draw()
+    return W.VBox([W.HBox([pick, page]), out])
 
 
 def snapshot_explorer(snapshots_by_name: dict[str, list]):

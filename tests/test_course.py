@@ -45,6 +45,21 @@ def test_lesson_opens_with_objectives_and_closes_with_exercises(path):
     assert "Stretch" in exercises, f"{path.name}: no stretch exercise"
 
 
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.stem)
+def test_every_lesson_takes_the_guides_parameters_and_keeps_its_widgets_behind_interactive(path):
+    """GUIDE.md: the first code cell (tagged ``parameters``) sets PRESET, SEED, DEVICE, OUTPUT_DIR and
+    INTERACTIVE; a widget only shows behind ``if INTERACTIVE:`` (papermill and the tests run with it False)."""
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", []), f"{path.name}: the first code cell is not tagged"
+    for name in ("PRESET", "SEED", "DEVICE", "OUTPUT_DIR", "INTERACTIVE"):
+        assert re.search(rf"^{name} = ", code[0].source, re.M), f"{path.name}: the parameters cell lacks {name}"
+    assert re.search(r"^INTERACTIVE = False\b", code[0].source, re.M), f"{path.name}: INTERACTIVE defaults to True"
+    widgets = [c.source for c in code[1:] if re.search(r"_explorer\(|_browser\(|ipywidgets", c.source)]
+    assert all(w.startswith("if INTERACTIVE:") for w in widgets), f"{path.name}: a widget outside INTERACTIVE"
+    assert widgets, f"{path.name}: INTERACTIVE is set but no cell shows a widget"
+
+
 def test_code_cells_are_short():
     longest = []
     for path in notebooks() + solutions():

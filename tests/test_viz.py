@@ -64,3 +64,43 @@ def test_defense_figure_puts_each_reconstruction_under_its_setting_and_beside_it
     assert not axes[1, 0].get_images() and axes[1, 1].get_images()          # the missing cell stays empty
     assert "ig" in [t.get_text() for t in axes[0, 0].texts]
     plt.close(fig)
+
+
+def test_paired_explorer_opens_on_the_table_and_cells_asked_for():
+    """Notebook 08 opens it on the defenses table's adaptive-compression comparison; a name it does not hold
+    is a clear error, not an empty widget."""
+    import re
+    from pathlib import Path
+
+    import pytest
+
+    from gifd_lite import paired
+
+    committed = Path(__file__).resolve().parents[1] / "docs" / "results" / "reproduce"
+    widget = paired.paired_explorer(committed, "defenses", "gifd | compression=0.1 adaptive", "gifd | compression=0.1")
+    table, cell, reference = widget.children[0].children
+    assert (table.value, cell.value, reference.value) == \
+        ("defenses", "gifd | compression=0.1 adaptive", "gifd | compression=0.1")
+    assert "ig | noise=0.01" in cell.options
+    table.value = "main"                                   # another table opens on its own last and first cells
+    assert (cell.value, reference.value) == (cell.options[-1], cell.options[0]) and "gifd" in cell.options
+    with pytest.raises(ValueError, match="no table 'nope'"):
+        paired.paired_explorer(committed, "nope")
+    with pytest.raises(ValueError, match=re.escape("no cell 'gifd | none' in table 'defenses'")):
+        paired.paired_explorer(committed, "defenses", "gifd | none")
+
+
+def test_dataset_browser_pages_through_one_class_at_a_time():
+    """Notebook 00: the slider's pages cover exactly the chosen class's images, per_page at a time."""
+    import numpy as np
+
+    from gifd_lite.data import ImageSet
+    from gifd_lite.widgets import dataset_browser
+
+    labels = np.array([0, 1, 0, 0, 1, 0, 0])
+    split = ImageSet(np.zeros((7, 32, 32, 3), np.uint8), labels, ("cat", "dog"), "test")
+    widget = dataset_browser(split, per_page=2)
+    pick, page = widget.children[0].children
+    assert pick.options == ("cat", "dog") and page.max == 2       # five cats: pages 0, 1, 2
+    pick.value = "dog"
+    assert page.max == 0                                          # two dogs: one page
