@@ -130,17 +130,24 @@ def format_by_setting(rows: list[dict], attacks, key: str = "psnr") -> str:
 
 
 def fl_table(model, trained, test_set, index: int, G, attacks, attack_preset, seed: int = 0,
-             model_name: str = "convnet") -> list[dict]:
+             model_name: str = "convnet", reference: list[dict] | None = None) -> list[dict]:
     """The clean update changed one thing at a time: a batch of 4, a FedAvg update of 5 local steps, and the
-    trained classifier (a ConvNet) as the global model. Rows: setting, attack, PSNR."""
+    trained classifier (a ConvNet) as the global model. Rows: setting, attack, PSNR. ``reference``: the
+    :func:`defense_table` rows of the same image, model and preset, whose ``none`` rows are the batch-1 reference
+    (the same runs: not run again)."""
     from . import data, fl, metrics, pipeline
 
+    rows = [{"setting": "batch 1 (reference)", "attack": r["attack"], "psnr": r["psnr"]}
+            for r in reference or [] if r["defense"] == "none" and r["attack"] in attacks]
+    if {r["attack"] for r in rows} != set(attacks):
+        rows = []
     # the shipped trained classifier is a ConvNet, whatever model the other rows attack
     scenarios = {"batch 1 (reference)": (model, model_name, 1, {}), "batch 4": (model, model_name, 4, {}),
                  "FedAvg, 5 local steps": (model, model_name, 1, {"update": "fedavg", "fedavg_steps": 5, "fedavg_lr": 0.1}),
                  "trained global model" + ("" if model_name == "convnet" else " (ConvNet)"):
                      (trained, "convnet", 1, {"trained_model": True})}
-    rows = []
+    if rows:
+        del scenarios["batch 1 (reference)"]
     for setting, (m_model, name, batch, kwargs) in scenarios.items():
         xb, yb, _ = data.victim_batch(test_set, index, batch)
         tm = fl.ThreatModel(name, batch_size=batch, **kwargs)
