@@ -162,8 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--read-only", action="store_true",
                    help="run nothing: write the table from the records already in --out")
     r.add_argument("--no-reuse", action="store_true",
-                   help="run again the runs another table in --out already holds (by default they are copied, "
-                        "marked reused_from)")
+                   help="do not copy the runs another table in --out already holds (by default they are copied, "
+                        "marked reused_from; copies made earlier stay in the file)")
 
     return parser
 
@@ -567,8 +567,9 @@ def cmd_reproduce(args) -> dict:
         if not records:
             raise GifdError(f"--read-only: {results} has no records of this table")
     else:
-        if not args.no_reuse:
-            reuse_runs_of_other_tables(specs, results, out / f"{args.table}_images")
+        copied = 0 if args.no_reuse else reuse_runs_of_other_tables(specs, results, out / f"{args.table}_images")
+        if copied:
+            print(f"gifd_lite: copied {copied} runs that another table in {out} already holds", file=sys.stderr)
         records = run_table(specs, results, backend=args.backend, scheduler=args.scheduler, workers=args.workers,
                             images_dir=out / f"{args.table}_images")
     rows = summarise(records)

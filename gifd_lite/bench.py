@@ -121,8 +121,8 @@ def attack_marginal_seconds(method: str, model, update, labels, preset, generato
             ig=replace(preset.ig, iterations=n, restarts=1, snapshots=0),
             gifd=replace(preset.gifd, iterations=(max(1, n // stages),) * stages, restarts=1, select="loss",
                          snapshots=0),
-            ggl=replace(preset.ggl, evaluations=50 * max(1, n // 10)),     # whole generations of 50
-            gias=replace(preset.gias, latent_iterations=n // 2, generator_iterations=n // 2, restarts=1))
+            ggl=replace(preset.ggl, evaluations=50 * max(1, n // 10), snapshots=0),     # whole generations of 50
+            gias=replace(preset.gias, latent_iterations=n // 2, generator_iterations=n // 2, restarts=1, snapshots=0))
 
     runs = []
     for n in (short, short, long):        # the first run only warms up (compiles the oracle, fills caches)

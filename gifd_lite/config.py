@@ -122,7 +122,7 @@ class GIASConfig:
     lr_generator: float = 1e-4
     restarts: int = 2
     tv_weight: float = 1e-4
-    snapshots: int = 6           # images kept over both phases (the best restart's latent search, then the
+    snapshots: int = 6           # images kept, half in each phase (the best restart's latent search, then the
                                  # fine-tuning), for notebook 04's explorer
     compile: str = "auto"        # the matching oracle under torch.compile: auto | on | off (attacks/oracle.py)
 

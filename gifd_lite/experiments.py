@@ -257,9 +257,10 @@ def _untagged(spec: RunSpec) -> str:
 def reuse_runs_of_other_tables(specs: list[RunSpec], out: str | Path, images_dir: str | Path | None = None) -> int:
     """Append to ``out`` a copy of each run of ``specs`` that another results file in the same folder already
     holds under its own table's tag (every field but ``tag`` equal), marked ``reused_from``, with its picture
-    copied into ``images_dir``; returns how many. IG's, GIAS's and GIFD's runs repeat to the digit in a new
-    process, so a copy is what re-running gives; a GGL copy is one of the draws a rerun could give (docs/results,
-    'How reproducible one run is'), the same draw in both tables. ``reproduce --no-reuse`` runs them again."""
+    copied into ``images_dir`` (a run whose picture is missing is left to run again); returns how many. IG's and
+    GIFD's runs were measured to repeat to the digit in a new process, so a copy is what re-running gives; a GGL
+    copy is one of the draws a rerun could give (docs/results, 'How reproducible one run is'), the same draw in
+    both tables. ``reproduce --no-reuse`` skips this (copies made earlier stay in the file)."""
     import shutil
 
     from .gallery import image_name
@@ -276,9 +277,11 @@ def reuse_runs_of_other_tables(specs: list[RunSpec], out: str | Path, images_dir
             if spec is None:
                 continue
             copy = {**record, "spec": asdict(spec), "key": spec.key(), "reused_from": other.name}
-            picture = other.parent / f"{other.stem}_images" / str(record.get("reconstruction_png"))
             copy.pop("reconstruction_png", None)
-            if images_dir is not None and record.get("reconstruction_png") and picture.is_file():
+            if images_dir is not None:                     # the table's gallery needs the picture too
+                picture = other.parent / f"{other.stem}_images" / str(record.get("reconstruction_png"))
+                if not (record.get("reconstruction_png") and picture.is_file()):
+                    continue
                 Path(images_dir).mkdir(parents=True, exist_ok=True)
                 copy["reconstruction_png"] = shutil.copyfile(picture, Path(images_dir) / image_name(spec.key())).name
             copies.append(copy)

@@ -163,7 +163,7 @@ def paired_explorer(directory: str | Path, table: str | None = None, cell: str |
         names = list(dict.fromkeys(r["spec"]["tag"] for r in tables[table.value]))
         for name in filter(None, first.values()):
             if name not in names:
-                raise ValueError(f"no cell {name!r} in table {table.value!r}")
+                raise ValueError(f"no cell {name!r} in table {table.value!r}: choose one of {', '.join(names)}")
         cell.options, reference.options = names, names
         cell.value, reference.value = first["cell"] or names[-1], first["minus"] or names[0]
         first.update(cell=None, minus=None)              # only the first table opens on them

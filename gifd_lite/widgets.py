@@ -61,7 +61,7 @@ def snapshot_explorer(snapshots_by_name: dict[str, list]):
             for ax, img in zip(axes[0], images):
                 ax.imshow(img.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
                 ax.axis("off")
-            fig.suptitle(f"{run.value}: iteration {it}", fontsize=9)
+            fig.suptitle(f"{run.value}: step {it}", fontsize=9)
             plt.show()
 
     run.observe(draw, "value")

@@ -47,8 +47,9 @@ def test_lesson_opens_with_objectives_and_closes_with_exercises(path):
 
 @pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.stem)
 def test_every_lesson_takes_the_guides_parameters_and_keeps_its_widgets_behind_interactive(path):
-    """GUIDE.md: the first code cell (tagged ``parameters``) sets PRESET, SEED, DEVICE, OUTPUT_DIR and
-    INTERACTIVE; a widget only shows behind ``if INTERACTIVE:`` (papermill and the tests run with it False)."""
+    """The course's parameters contract (README, notebook 00): the first code cell (tagged ``parameters``) sets
+    PRESET, SEED, DEVICE, OUTPUT_DIR and INTERACTIVE; a widget only shows behind ``if INTERACTIVE:`` (``make course``
+    runs with it False)."""
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert "parameters" in code[0].metadata.get("tags", []), f"{path.name}: the first code cell is not tagged"

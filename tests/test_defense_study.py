@@ -1,6 +1,7 @@
 """Notebook 08's study helpers (gifd_lite.defense_study)."""
 
 from gifd_lite import data, defense_study, models, pipeline
+from gifd_lite.gan import load_generator
 
 
 def test_the_fl_tables_reference_row_is_the_defense_tables_clean_run(cifar_test, smoke, monkeypatch):
@@ -8,7 +9,8 @@ def test_the_fl_tables_reference_row_is_the_defense_tables_clean_run(cifar_test,
     from it, not run again, and equal to what running it again gives."""
     model = models.build_model("convnet", seed=0).eval()
     x, y, _ = data.victim_batch(cifar_test, 5, 1)
-    rows, _ = defense_study.defense_table(model, x, y, None, [("none", None, False)], ["ig"], smoke)
+    G, attacks = load_generator("cifar10"), ["ig", "gifd"]
+    rows, _ = defense_study.defense_table(model, x, y, G, [("none", None, False)], attacks, smoke)
     calls, run_attack = [], pipeline.run_attack
 
     def counting(*args, **kwargs):
@@ -16,11 +18,12 @@ def test_the_fl_tables_reference_row_is_the_defense_tables_clean_run(cifar_test,
         return run_attack(*args, **kwargs)
 
     monkeypatch.setattr(pipeline, "run_attack", counting)
-    reused = defense_study.fl_table(model, model, cifar_test, 5, None, ["ig"], smoke, reference=rows)
-    assert len(calls) == 3                                       # batch 4, FedAvg, trained model
-    rerun = defense_study.fl_table(model, model, cifar_test, 5, None, ["ig"], smoke)
-    assert len(calls) == 3 + 4
-    assert [r["setting"] for r in reused] == [r["setting"] for r in rerun]
-    assert reused[0] == {"setting": "batch 1 (reference)", "attack": "ig", "psnr": rows[0]["psnr"]}
-    assert abs(rerun[0]["psnr"] - rows[0]["psnr"]) < 1e-6
-    assert [r["psnr"] for r in reused[1:]] == [r["psnr"] for r in rerun[1:]]
+    reused = defense_study.fl_table(model, model, cifar_test, 5, G, attacks, smoke, reference=rows)
+    assert len(calls) == 3 * 2                                   # batch 4, FedAvg, trained model; IG and GIFD
+    rerun = defense_study.fl_table(model, model, cifar_test, 5, G, attacks, smoke)
+    assert len(calls) == 3 * 2 + 4 * 2
+    assert [(r["setting"], r["attack"]) for r in reused] == [(r["setting"], r["attack"]) for r in rerun]
+    for clean, again, row in zip(reused[:2], rerun[:2], rows):
+        assert clean == {"setting": "batch 1 (reference)", "attack": row["attack"], "psnr": row["psnr"]}
+        assert abs(again["psnr"] - row["psnr"]) < 1e-6
+    assert [r["psnr"] for r in reused[2:]] == [r["psnr"] for r in rerun[2:]]

@@ -95,8 +95,23 @@ def test_ggl_and_gias_shapes_and_snapshots(setting):
         assert 2 <= len(steps) <= 6 and steps == sorted(set(steps)) and steps[-1] == (last or rec.iterations)
         for _, images in rec.history.snapshots:
             assert images.shape == x.shape and images.device.type == "cpu" and 0 <= images.min() <= images.max() <= 1
-    gias_steps_seen = [step for step, _ in rec.history.snapshots]
-    assert min(gias_steps_seen) <= preset.gias.latent_iterations < max(gias_steps_seen)   # both phases
+    gias_steps_seen = [step for step, _ in rec.history.snapshots]     # the ends of both phases, and more of each
+    assert preset.gias.latent_iterations in gias_steps_seen
+    assert len([s for s in gias_steps_seen if s > preset.gias.latent_iterations]) >= 2
+
+
+def test_keeping_snapshots_changes_nothing_in_ggl_or_gias(setting):
+    """The snapshots only copy images the attacks compute anyway: with none kept, the same images and losses."""
+    from dataclasses import replace
+
+    G, model, x, y, update = setting
+    preset = get_preset("smoke")
+    for attack, config, kwargs in ((ggl, preset.ggl, {}), (ggl, preset.ggl, {"optimizer": "adam"}),
+                                   (gias, preset.gias, {})):
+        kept = attack(model, update.tensors, y, update.threat_model, G, config, **kwargs)
+        none = attack(model, update.tensors, y, update.threat_model, G, replace(config, snapshots=0), **kwargs)
+        assert kept.history.snapshots and not none.history.snapshots
+        assert torch.equal(kept.images, none.images) and kept.history.loss == none.history.loss
 
 
 @pytest.mark.parametrize("name", ["smoke", "laptop", "paper"])

@@ -218,3 +218,6 @@ def test_a_run_another_table_already_holds_is_copied_not_run_again(tmp_path):
             (tmp_path / "label_mapping_images" / original["reconstruction_png"]).read_bytes()
     assert reuse_runs_of_other_tables(ood, out, images) == 0       # already there
     assert len(reproduce.recorded(ood, out)) == 4                   # the rest (IG, GIAS, cross-domain) must run
+    gone = next(r for r in held if r["spec"]["tag"] == "ggl | mapping=oracle")
+    (tmp_path / "label_mapping_images" / gone["reconstruction_png"]).unlink()
+    assert reuse_runs_of_other_tables(ood, tmp_path / "again.jsonl", tmp_path / "again_images") == 3   # runs again

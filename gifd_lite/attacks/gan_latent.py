@@ -91,7 +91,7 @@ def ggl(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thre
                     best.update(loss=raw[i], z=z[i].clone())
                 es.tell(candidates, losses)
                 if generations in snap_at:                                    # the generation's best candidate
-                    history.snapshots.append((evaluations, images.view(len(candidates), batch, *images.shape[1:])[i]))
+                    history.snapshots.append((evaluations, images.view(len(candidates), batch, *images.shape[1:])[i].clone()))
                 generations += 1
                 history.loss.append(losses[i])
                 bar.update(len(candidates))
@@ -152,11 +152,13 @@ def gias(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
     best = None
     latent_oracle = MatchingOracle(model, target, labels, tv_weight=config.tv_weight, compile=config.compile,
                                    calls=config.latent_iterations * config.restarts + config.generator_iterations)
-    snap_at = snapshot_steps(config.latent_iterations + config.generator_iterations, config.snapshots)
+    # half the snapshots in each phase, so the end of the latent search and of the fine-tuning are both shown
+    latent_at = snapshot_steps(config.latent_iterations, config.snapshots - config.snapshots // 2)
+    tuning_at = snapshot_steps(config.generator_iterations, config.snapshots // 2)
     shots = []                                          # per restart: its latent search's snapshots (on the device)
 
     def keep_shot(step, h):
-        if step in snap_at and not learn_code:           # (a learned class mixture is not passed to on_step)
+        if step in latent_at and not learn_code:         # (a learned class mixture is not passed to on_step)
             with torch.no_grad():
                 shots[-1].append((step + 1, render(G, 0, h, code)))
 
@@ -196,7 +198,7 @@ def gias(model: nn.Module, update: list[torch.Tensor], labels: torch.Tensor, thr
     try:
         for step in progress(range(config.generator_iterations), desc="GIAS generator"):
             images = images_now()
-            if config.latent_iterations + step in snap_at:
+            if step in tuning_at:
                 history.snapshots.append((config.latent_iterations + step + 1, images.detach()))
             grad_x, match, _ = latent_oracle(images)       # the same matching step: same model, shape, target
             for p, grad in zip(params, torch.autograd.grad(images, params, grad_outputs=grad_x)):
