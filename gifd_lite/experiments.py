@@ -286,13 +286,13 @@ def reuse_runs_of_other_tables(specs: list[RunSpec], out: str | Path, images_dir
                 copy["reconstruction_png"] = shutil.copyfile(picture, Path(images_dir) / image_name(spec.key())).name
             copies.append(copy)
     if copies:
-        _end_a_cut_line(out)
+        end_cut_line(out)
         with out.open("a") as fh:
             fh.write("".join(json.dumps(c) + "\n" for c in copies))
     return len(copies)
 
 
-def _end_a_cut_line(out: Path) -> None:
+def end_cut_line(out: Path) -> None:
     """End a results file's last line if a killed run cut it short, so the next record starts a line."""
     if out.exists() and out.stat().st_size and not out.read_bytes().endswith(b"\n"):
         with out.open("a") as fh:
@@ -310,7 +310,7 @@ def sweep(specs: list[RunSpec], out: str | Path, context: Context | None = None,
     done = current_records(out)
     todo = [s for s in specs if s.key() not in done]
     context = context or Context()
-    _end_a_cut_line(out)
+    end_cut_line(out)
     for spec in progress(todo, desc=f"sweep ({len(done)} done)"):
         record = keep_picture(run_spec(spec, context, keep_images=images_dir is not None), images_dir)
         with out.open("a") as fh:

@@ -163,7 +163,7 @@ def run_table(specs: list[RunSpec], out: str | Path, backend: str = "local", sch
     every run's truth and reconstruction are kept there (the table's gallery, :mod:`gifd_lite.gallery`)."""
     from dataclasses import asdict
 
-    from .experiments import _end_a_cut_line, keep_picture, sweep
+    from .experiments import end_cut_line, keep_picture, sweep
 
     if backend == "local":
         return sweep(specs, out, images_dir=images_dir, on_record=on_record)
@@ -177,7 +177,7 @@ def run_table(specs: list[RunSpec], out: str | Path, backend: str = "local", sch
     out.parent.mkdir(parents=True, exist_ok=True)
     done = current_records(out)
     todo = [s for s in specs if s.key() not in done]
-    _end_a_cut_line(out)
+    end_cut_line(out)
     cluster = None
     if scheduler:
         client = Client(scheduler)
