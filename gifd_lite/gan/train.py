@@ -134,7 +134,9 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
     k = len(dataset.classes)
     g_config = GeneratorConfig(num_classes=k, z_dim=config.z_dim, width=config.width,
                                conditioning=config.conditioning)
-    G, D = Generator(g_config).to(device), Discriminator(k, config.width).to(device)
+    # channels-last convolutions: the same maths, ~17% less time per step on this CPU (oneDNN), measured in issue 17
+    fast = {"device": device, "memory_format": torch.channels_last}
+    G, D = Generator(g_config).to(**fast), Discriminator(k, config.width).to(**fast)
     G_ema = copy.deepcopy(G).eval()
     opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=config.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=config.betas)
@@ -168,7 +170,7 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
     for step in bar:
         for _ in range(config.d_steps):
             x, y = _real_batch(dataset, gen, config.batch_size)
-            x, y = x.to(device), y.to(device)
+            x, y = x.to(**fast), y.to(device)
             z = torch.randn((config.batch_size, config.z_dim), generator=gen).to(device)
             with torch.no_grad():
                 fake = G(z, y)
