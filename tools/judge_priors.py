@@ -1,6 +1,6 @@
 """Judge every shipped GAN prior the same way; writes docs/results/priors.md and priors_judged.json (issue 17).
 
-    GIFD_DATA=../shared/data GIFD_THREADS=1 .venv/bin/python tools/judge_priors.py [--report]
+    GIFD_DATA=../shared/data GIFD_THREADS=1 .venv/bin/python tools/judge_priors.py [--report | --only NAME ...]
 
 For each generator in data/MANIFEST (the shared-embedding priors ``cifar10``, ``cifar10-5`` and the strongly
 conditioned ``cifar10-strong``, ``cifar10-5-strong``):
@@ -13,7 +13,8 @@ conditioned ``cifar10-strong``, ``cifar10-5-strong``):
   classes a 5-class prior does not know are skipped): latent only, and the 8×8 features from there;
 - the training record from data/MANIFEST (steps, wall time) and the selector's history from the checkpoint.
 
-``--report`` rewrites the page from the committed JSON without measuring anything.
+``--report`` rewrites the page from the committed JSON without measuring anything; ``--only NAME ...`` judges
+those priors and keeps the committed numbers of the others.
 """
 
 from __future__ import annotations
@@ -109,6 +110,13 @@ def main() -> None:
         judge_net, test_set = load_classifier("classifier"), data.load_cifar10("test")
         names = [n for n, e in sorted(read_manifest().items()) if e["kind"] == "generator"]
         judged = {}
+        if "--only" in sys.argv:                      # judge these, keep the committed numbers of the others
+            only = sys.argv[sys.argv.index("--only") + 1:]
+            unknown = sorted(set(only) - set(names))
+            if unknown:
+                sys.exit(f"judge_priors: no generator named {', '.join(unknown)} in data/MANIFEST")
+            judged = {n: b for n, b in json.loads(path.read_text()).items() if n in names}
+            names = only
         for name in names:
             judged[name] = judge(name, judge_net, test_set)
             print(f"{name}: fidelity {judged[name]['fidelity']:.1%} ({judged[name]['seconds']} s)", file=sys.stderr)

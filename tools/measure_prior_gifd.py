@@ -1,13 +1,14 @@
 """GIFD with the strongly conditioned prior against the default one, paired on the same images (issue 17, acc. 4).
 
     GIFD_DATA=../shared/data GIFD_THREADS=1 .venv/bin/python tools/measure_prior_gifd.py \
-        [--run convnet resnet18] [--workers 2]
+        [--run convnet resnet18] [--workers 2] [--strong NAME]
 
 Laptop preset, untrained FL model in eval mode, batch 1, labels inferred, test images 5, 1005, ... (ten on the
 ConvNet, five on ResNet-18, the issue's counts). For each image GIFD runs once with the default prior `cifar10`
 (the shared design) and once with `cifar10-strong` (the strong design, docs/results/priors.md); the difference is
 paired on the image. Records go to docs/results/runs/prior_gifd.jsonl (resumable; a record made with another
-checkpoint is stale and run again), the report to docs/results/prior_gifd.md.
+checkpoint is stale and run again), the report to docs/results/prior_gifd.md; ``--strong NAME`` pairs another
+strongly conditioned prior against the default instead (report: prior_gifd_<NAME>.md).
 """
 
 from __future__ import annotations
@@ -68,7 +69,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", nargs="*", default=[], choices=list(IMAGES))
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--strong", default=PRIORS["strong"], help="the prior paired against the default")
     args = parser.parse_args()
+    PRIORS["strong"] = args.strong
+    report = REPORT if args.strong == "cifar10-strong" else RESULTS / f"prior_gifd_{args.strong}.md"
     for model in args.run:
         todo = sorted((s for p in PRIORS for s in specs(model, p)), key=lambda s: s.index)   # pairs complete early
         run_table(todo, RECORDS, backend="dask", workers=args.workers,
@@ -80,15 +84,16 @@ def main():
         lines, q = section(model, done)
         body += lines
         quote += q
-    lines = ["# GIFD with the strongly conditioned prior, paired against the default prior", "",
+    flag = "" if report == REPORT else f" --strong {args.strong}"
+    lines = [f"# GIFD with the strongly conditioned prior `{args.strong}`, paired against the default prior", "",
              "Regenerate: `GIFD_DATA=../shared/data GIFD_THREADS=1 .venv/bin/python tools/measure_prior_gifd.py "
-             "--run convnet resnet18` (resumable).", "",
+             f"--run convnet resnet18{flag}` (resumable).", "",
              "Laptop preset, untrained FL model in eval mode, batch 1, labels inferred, test images 5, 1005, …; "
-             "`cifar10` is the shipped default (shared conditioning), `cifar10-strong` the strongly conditioned prior "
+             f"`cifar10` is the shipped default (shared conditioning), `{args.strong}` a strongly conditioned prior "
              "of issue 17 (docs/results/priors.md). Mean ± 95% t-interval; the difference is paired on the image.", "",
              *body, "```quote", *quote, "```", ""]
-    REPORT.write_text("\n".join(lines) + "\n")
-    print(REPORT.read_text())
+    report.write_text("\n".join(lines) + "\n")
+    print(report.read_text())
 
 
 if __name__ == "__main__":
