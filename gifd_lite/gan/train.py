@@ -216,7 +216,8 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
     payload = {"kind": "generator", "config": g_config.as_dict(), "classes": list(dataset.classes),
                "steps": config.steps, "seed": config.seed, "recipe": _recipe(config)}
     if selector is not None:
-        score_snapshot(config.steps)
+        if not history or history[-1]["step"] != config.steps:   # a run resumed at its end was scored already
+            score_snapshot(config.steps)
         payload["selection"] = {"chosen_step": best["row"]["step"], "history": history}
         state_dict = best["state_dict"]
     else:
