@@ -167,6 +167,33 @@ def test_training_with_a_selector_ships_the_best_snapshot(tmp_path):
         assert row["score"] == pytest.approx(row["fidelity"] * min(1, row["diversity_ratio"] / 0.9))
 
 
+def test_a_run_finished_early_from_its_state_ships_its_best_snapshot_scored_once(tmp_path):
+    """Planned for 6 steps, stopped after step 4 (scored and saved), finished with steps=4: the history has each
+    step once and the checkpoint is the best of them (how the issue-17 `-long` priors were ended)."""
+    from gifd_lite.gan.train import GANTrainingConfig, train_gan
+    from gifd_lite.models import build_model
+
+    selector = build_model("lenet", num_classes=10, seed=0).eval()
+    selector.classes = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+    planned = GANTrainingConfig(steps=6, batch_size=4, width=8, z_dim=16, ema_start=0, select_every=2,
+                                checkpoint_every=2, sample_every=5)
+
+    def stop_after_four(step, images):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_gan(_tiny_dataset(), tmp_path / "e.pt", planned, show_progress=False, selector=selector,
+                  on_sample=stop_after_four)
+    from dataclasses import replace
+
+    payload = train_gan(_tiny_dataset(), tmp_path / "e.pt", replace(planned, steps=4), show_progress=False,
+                        selector=selector)
+    history = payload["selection"]["history"]
+    assert [row["step"] for row in history] == [2, 4]
+    assert payload["selection"]["chosen_step"] == max(history, key=lambda row: row["score"])["step"]
+    assert not (tmp_path / "e.resume.pt").exists()
+
+
 def test_checkpoints_from_before_issue_17_load_as_shared_conditioning(tmp_path):
     old = Generator(GeneratorConfig(num_classes=4, width=8, z_dim=16, conditioning="shared"))
     config = {k: v for k, v in old.config.as_dict().items() if k != "conditioning"}
