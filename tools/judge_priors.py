@@ -2,8 +2,8 @@
 
     GIFD_DATA=../shared/data GIFD_THREADS=1 .venv/bin/python tools/judge_priors.py [--report | --only NAME ...]
 
-For each generator in data/MANIFEST (the shared-embedding priors ``cifar10``, ``cifar10-5`` and the strongly
-conditioned ``cifar10-strong``, ``cifar10-5-strong``):
+For each generator in data/MANIFEST (the shared-embedding priors ``cifar10``, ``cifar10-5``, the strongly
+conditioned ``cifar10-strong``, ``cifar10-5-strong`` and the same recipe trained longer, ``-long``):
 
 - class fidelity by the judge (the shipped classifier, never used in training or snapshot selection),
   100 samples per class, no truncation — notebook 03's measurement at the laptop preset;
