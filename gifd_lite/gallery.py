@@ -59,13 +59,33 @@ def _caption(record: dict, k: int) -> str:
     return "\n".join([parts[0], " · ".join(parts[1:])]) if parts else ""
 
 
+def _scenario(record: dict) -> str:
+    return record["spec"].get("scenario") or "in-distribution"
+
+
+def _columns(records: list[dict], max_images: int) -> list[tuple[int, int]]:
+    """(victim batch start index, image k within the batch): whole batches, as many as fit (at least the first)."""
+    sizes: dict[int, int] = {}                         # victim batch start index -> its batch size
+    for r in records:
+        index = r["spec"]["index"]
+        sizes[index] = max(sizes.get(index, 0), len(r["true_labels"]))
+    columns: list[tuple[int, int]] = []
+    for index in sorted(sizes):
+        if columns and len(columns) + sizes[index] > max_images:
+            break
+        columns += [(index, k) for k in range(sizes[index])]
+    return columns
+
+
 def write_gallery(table: str, records: list[dict], images_dir: str | Path, path: str | Path,
                   cells: list[str] | None = None, max_images: int = 10) -> Path | None:
     """One figure: a column per victim image (whole victim batches, up to ``max_images`` images unless the first
     batch alone is larger), ground truth on top, then a row per table cell with that run's reconstruction, matched
-    image to image, and its PSNR / SSIM / LPIPS. Records without a kept picture are left
-    out; returns None when no record has one. A table run with several seeds shows each cell's lowest seed's
-    runs (the title says which), so a picture and the numbers under it always come from the same run."""
+    image to image, and its PSNR / SSIM / LPIPS. Cells that attack different images (the ``ood`` table's two
+    scenarios: an index names a CIFAR-10 test image in one and a photograph in the other) get a block each, with
+    their own ground-truth row. Records without a kept picture are left out; returns None when no record has one.
+    A table run with several seeds shows each cell's lowest seed's runs (the title says which), so a picture and
+    the numbers under it always come from the same run."""
     from matplotlib.figure import Figure       # not pyplot: a notebook's inline backend stays as it is
 
     images_dir = Path(images_dir)
@@ -82,37 +102,39 @@ def write_gallery(table: str, records: list[dict], images_dir: str | Path, path:
         lowest[tag] = min(lowest.get(tag, seed), seed)
     seeds = {r["spec"].get("seed", 0) for r in kept}
     kept = [r for r in kept if r["spec"].get("seed", 0) == lowest[r["spec"]["tag"]]]
-    sizes: dict[int, int] = {}                         # victim batch start index -> its batch size
-    for r in kept:
-        index = r["spec"]["index"]
-        sizes[index] = max(sizes.get(index, 0), len(r["true_labels"]))
-    columns = []                                      # (victim batch start index, image k within the batch)
-    for index in sorted(sizes):                       # whole batches, as many as fit (at least the first)
-        if columns and len(columns) + sizes[index] > max_images:
-            break
-        columns += [(index, k) for k in range(sizes[index])]
+    blocks: dict[str, list[str]] = {}                  # scenario -> its cells, in the table's order
+    for cell in cells:
+        scenarios = [_scenario(r) for r in kept if r["spec"]["tag"] == cell]
+        if scenarios:
+            blocks.setdefault(scenarios[0], []).append(cell)
+    columns = {sc: _columns([r for r in kept if _scenario(r) == sc], max_images) for sc in blocks}
+    width = max(len(c) for c in columns.values())
+    rows = sum(1 + len(block) for block in blocks.values())
     by_cell = {(r["spec"]["tag"], r["spec"]["index"]): r for r in kept}
-    fig = Figure(figsize=(max(4.0, 1.25 * len(columns) + 1.6), 1.45 * (len(cells) + 1) + 0.5))
-    axes = fig.subplots(len(cells) + 1, len(columns), squeeze=False)
+    fig = Figure(figsize=(max(4.0, 1.25 * width + 1.6), 1.45 * rows + 0.5))
+    axes = fig.subplots(rows, width, squeeze=False)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
         for side in ax.spines.values():
             side.set_visible(False)
-    for j, (index, k) in enumerate(columns):
-        for i, cell in enumerate(cells):
-            r = by_cell.get((cell, index))
-            if r is None or k >= len(r["true_labels"]):   # no run, or a cell of a smaller batch
-                continue
-            truth, recon = load_pair(images_dir / r["reconstruction_png"], len(r["true_labels"]))
-            if not axes[0, j].images:
-                axes[0, j].imshow(truth[k], interpolation="nearest")
-                axes[0, j].set_title(f"image {r['indices'][k]}", fontsize=7)
-            axes[i + 1, j].imshow(recon[k], interpolation="nearest")
-            axes[i + 1, j].set_xlabel(_caption(r, k), fontsize=6, labelpad=1)
-    axes[0, 0].set_ylabel("ground truth", fontsize=7)
-    for i, cell in enumerate(cells):
-        axes[i + 1, 0].set_ylabel(cell.replace(" | ", "\n"), fontsize=7)
+    top = 0                                            # the block's ground-truth row
+    for scenario, block in blocks.items():
+        for j, (index, k) in enumerate(columns[scenario]):
+            for i, cell in enumerate(block):
+                r = by_cell.get((cell, index))
+                if r is None or k >= len(r["true_labels"]):   # no run, or a cell of a smaller batch
+                    continue
+                truth, recon = load_pair(images_dir / r["reconstruction_png"], len(r["true_labels"]))
+                if not axes[top, j].images:
+                    axes[top, j].imshow(truth[k], interpolation="nearest")
+                    axes[top, j].set_title(f"image {r['indices'][k]}", fontsize=7)
+                axes[top + i + 1, j].imshow(recon[k], interpolation="nearest")
+                axes[top + i + 1, j].set_xlabel(_caption(r, k), fontsize=6, labelpad=1)
+        axes[top, 0].set_ylabel("ground truth" + (f"\n{scenario}" if len(blocks) > 1 else ""), fontsize=7)
+        for i, cell in enumerate(block):
+            axes[top + i + 1, 0].set_ylabel(cell.replace(" | ", "\n"), fontsize=7)
+        top += 1 + len(block)
     shown = set(lowest.values())
     seed = "" if len(seeds) == 1 else f", seed {min(shown)} of {len(seeds)} seeds" if len(shown) == 1 else \
         ", each cell's lowest seed"
@@ -122,4 +144,3 @@ def write_gallery(table: str, records: list[dict], images_dir: str | Path, path:
     path = Path(path)
     fig.savefig(path, dpi=100)
     return path
-

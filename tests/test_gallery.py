@@ -112,3 +112,33 @@ def test_a_gallery_of_several_seeds_shows_the_lowest_seeds_runs(tmp_path, monkey
     assert write_gallery("main", records, tmp_path, tmp_path / "g.png") is not None
     assert loaded == [image_name("gifd-5-seed0")]
     assert "seed 0 of 2 seeds" in titles[0]
+
+
+def test_cells_on_other_images_get_their_own_ground_truth_row(tmp_path, monkeypatch):
+    """The ood table's two scenarios both have an image 5 (a CIFAR-10 test image in one, a photograph in the other):
+    each scenario gets a block with its own ground truth, so no reconstruction sits under another image's truth."""
+    import matplotlib
+    import matplotlib.figure
+
+    matplotlib.use("svg")
+    records, truths = [], {}
+    for scenario, indices, shade in (("cross-domain", (0, 5), 0.2), ("ood-disjoint", (5, 505), 0.8)):
+        for index in indices:
+            key = f"{scenario}-{index}"
+            truths[key] = torch.full((1, 3, 32, 32), shade + index / 10000)
+            save_pair(truths[key], torch.rand(1, 3, 32, 32), tmp_path / image_name(key))
+            records.append({"spec": {"tag": f"gifd | {scenario}", "index": index, "scenario": scenario}, "key": key,
+                            "indices": [index], "true_labels": [3], "reconstruction_png": image_name(key),
+                            "per_image": {"psnr": [20.0]}})
+    grids = []
+    original = matplotlib.figure.Figure.subplots
+    monkeypatch.setattr(matplotlib.figure.Figure, "subplots",
+                        lambda self, rows, cols, **kw: grids.append(original(self, rows, cols, **kw)) or grids[-1])
+    assert write_gallery("ood", records, tmp_path, tmp_path / "ood_gallery.png") is not None
+    axes = grids[0]
+    assert axes.shape == (4, 2)                   # (truth + 1 cell) per scenario, two images each
+    for row, scenario, indices in ((0, "cross-domain", (0, 5)), (2, "ood-disjoint", (5, 505))):
+        for j, index in enumerate(indices):
+            want = (truths[f"{scenario}-{index}"][0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+            assert np.array_equal(np.asarray(axes[row, j].images[0].get_array()), want)
+            assert axes[row + 1, j].images                 # the reconstruction below it
