@@ -80,12 +80,12 @@ def _columns(records: list[dict], max_images: int) -> list[tuple[int, int]]:
 def write_gallery(table: str, records: list[dict], images_dir: str | Path, path: str | Path,
                   cells: list[str] | None = None, max_images: int = 10) -> Path | None:
     """One figure: a column per victim image (whole victim batches, up to ``max_images`` images unless the first
-    batch alone is larger), ground truth on top, then a row per table cell with that run's reconstruction, matched
-    image to image, and its PSNR / SSIM / LPIPS. Cells that attack different images (the ``ood`` table's two
-    scenarios: an index names a CIFAR-10 test image in one and a photograph in the other) get a block each, with
-    their own ground-truth row. Records without a kept picture are left out; returns None when no record has one.
-    A table run with several seeds shows each cell's lowest seed's runs (the title says which), so a picture and
-    the numbers under it always come from the same run."""
+    batch alone is larger), ground truth on top, then a row per table cell that has pictures, with that run's
+    reconstruction, matched image to image, and its PSNR / SSIM / LPIPS. Cells that attack different images (the
+    ``ood`` table's two scenarios: an index names a CIFAR-10 test image in one and a photograph in the other) get a
+    block each, with their own ground-truth row. Records without a kept picture are left out; returns None when no
+    record has one. A table run with several seeds shows each cell's lowest seed's runs (the title says which), so
+    a picture and the numbers under it always come from the same run."""
     from matplotlib.figure import Figure       # not pyplot: a notebook's inline backend stays as it is
 
     images_dir = Path(images_dir)
