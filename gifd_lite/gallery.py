@@ -102,11 +102,11 @@ def write_gallery(table: str, records: list[dict], images_dir: str | Path, path:
         lowest[tag] = min(lowest.get(tag, seed), seed)
     seeds = {r["spec"].get("seed", 0) for r in kept}
     kept = [r for r in kept if r["spec"].get("seed", 0) == lowest[r["spec"]["tag"]]]
+    scenario_of = {r["spec"]["tag"]: _scenario(r) for r in kept}
     blocks: dict[str, list[str]] = {}                  # scenario -> its cells, in the table's order
     for cell in cells:
-        scenarios = [_scenario(r) for r in kept if r["spec"]["tag"] == cell]
-        if scenarios:
-            blocks.setdefault(scenarios[0], []).append(cell)
+        if cell in scenario_of:
+            blocks.setdefault(scenario_of[cell], []).append(cell)
     columns = {sc: _columns([r for r in kept if _scenario(r) == sc], max_images) for sc in blocks}
     width = max(len(c) for c in columns.values())
     rows = sum(1 + len(block) for block in blocks.values())
