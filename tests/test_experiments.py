@@ -46,7 +46,7 @@ def test_sweep_appends_records_and_resumes(tmp_path):
 def test_bench_reports_ratios_against_the_plain_loop():
     rows = bench("convnet", iterations=4, methods=("ig", "gifd"), device="cpu", compile=False)
     assert rows["plain"] > 0 and rows["flops_per_step"] > 0 and rows["sgemm_gflops"] > 0
-    for m in ("ig", "gifd", "oracle_eager"):
+    for m in ("ig", "gifd", "oracle_eager", "plain_concatenated"):
         assert rows[m] > 0 and rows[f"{m}_ratio"] == pytest.approx(rows[m] / rows["plain"])
     assert rows["oracle_eager_gflops"] == pytest.approx(rows["flops_per_step"] / rows["oracle_eager"] / 1e9)
 

@@ -62,6 +62,28 @@ def test_eager_oracle_equals_the_autograd_step(name, defense):
         assert abs(float(held - ref_held)) <= 1e-4 * abs(float(ref_held))
 
 
+@pytest.mark.parametrize("defense", ["none", "compression", "clipping", "soteria"])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_distances_summed_tensor_by_tensor_equal_the_flat_formulas(defense, layout):
+    """The distances are computed per tensor (no 11M-entry concatenation); they must equal the textbook formulas
+    on the flattened, masked / clipped update, whatever layout the dummy gradients come in."""
+    model, target, y, dummy = _case("convnet", DEFENSES[defense])
+    grads = [g.contiguous(memory_format=layout) if g.dim() == 4 else g
+             for g in model_gradients(model, normalize(dummy), y, create_graph=False)]
+    flat = torch.cat([g.flatten() for g in grads])
+    if target.mask is not None:
+        flat = flat * target.mask
+        assert 0 < float((target.mask == 0).float().mean()) < 1
+    if target.clip is not None:
+        assert float(flat.norm()) > target.clip          # the clip is active here
+        flat = flat * target.clip / flat.norm()
+    cosine = 1 - torch.nn.functional.cosine_similarity(flat, target.flat, dim=0)
+    assert abs(float(target.cosine_split(grads, layout)[0] - cosine)) <= 1e-4 * float(cosine)   # float32 sums
+    l2 = ((flat - target.flat) ** 2).sum()
+    assert abs(float(target.l2(grads, layout) - l2)) <= 1e-4 * float(l2)
+    assert torch.allclose(target.view(grads), flat, rtol=1e-5, atol=1e-9)
+
+
 @pytest.mark.skipif(not compile_available(torch.device("cpu")), reason="torch.compile needs a C++ compiler")
 @pytest.mark.parametrize("defense", ["none", "compression", "fedavg"])
 def test_compiled_oracle_equals_eager(defense):

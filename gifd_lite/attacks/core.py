@@ -88,6 +88,7 @@ class GradientTarget:
         self.mask = None if mask is None else mask.to(self.flat.device, self.flat.dtype)
         unroll = threat_model is not None and threat_model.adaptive and threat_model.update == "fedavg"
         self.unroll = (threat_model.fedavg_steps, threat_model.fedavg_lr) if unroll else None
+        self._pieces: dict = {}         # per-tensor views of the flat references, by memory layout (pieces())
         self.fit = None                 # with a held-out split: 1 on the entries the attack fits, 0 on the others
         if holdout:
             self.fit = holdout_split(self.tensors, holdout, split_seed).to(self.flat.device, self.flat.dtype)
@@ -104,35 +105,74 @@ class GradientTarget:
         steps, lr = self.unroll
         return unrolled_update(model, x, y, steps, lr, create_graph=create_graph)
 
-    def view(self, grads: list[torch.Tensor]) -> torch.Tensor:
-        """The dummy gradients as the attacker compares them: flattened, then masked / clipped if adaptive."""
-        flat = torch.cat([a.flatten() for a in grads])
-        if self.mask is not None:
-            flat = flat * self.mask
-        if self.clip is not None:
-            flat = flat * torch.clamp(self.clip / (flat.norm() + 1e-12), max=1.0)
-        return flat
+    def pieces(self, layout: torch.memory_format = torch.contiguous_format) -> dict:
+        """The flat references (update, mask, held-out split) cut back into one piece per tensor, 4-D pieces
+        stored in ``layout`` (the compiled oracle works in channels_last), made once per layout.
 
-    def l2(self, grads: list[torch.Tensor]) -> torch.Tensor:
+        Distances are summed tensor by tensor rather than over one concatenated vector: compiled, concatenating
+        ResNet-18's 11M-entry dummy update (and splitting its derivative back) cost a third of the whole matching
+        step (docs/results/bench_resnet18.md, issue 16)."""
+        if layout not in self._pieces:
+            sizes = [t.numel() for t in self.tensors]
+
+            def cut(flat):
+                if flat is None:
+                    return None
+                return [p.view(t.shape).contiguous(memory_format=layout) if t.dim() == 4 else p.view(t.shape)
+                        for p, t in zip(flat.split(sizes), self.tensors)]
+
+            self._pieces[layout] = {"target": cut(self.flat), "mask": cut(self.mask), "fit": cut(self.fit),
+                                    "fit_target": cut(getattr(self, "fit_target", None)),
+                                    "held_target": cut(getattr(self, "held_target", None))}
+        return self._pieces[layout]
+
+    def compared(self, grads: list[torch.Tensor], layout=torch.contiguous_format) -> list[torch.Tensor]:
+        """The dummy gradients as the attacker compares them, tensor by tensor: masked / clipped if adaptive."""
+        mask = self.pieces(layout)["mask"]
+        if mask is not None:
+            grads = [g * m for g, m in zip(grads, mask)]
+        if self.clip is not None:
+            scale = torch.clamp(self.clip / (_norm(grads) + 1e-12), max=1.0)
+            grads = [g * scale for g in grads]
+        return grads
+
+    def view(self, grads: list[torch.Tensor]) -> torch.Tensor:
+        """The dummy gradients as the attacker compares them, flattened into one vector."""
+        return torch.cat([g.flatten() for g in self.compared(grads)])
+
+    def l2(self, grads: list[torch.Tensor], layout=torch.contiguous_format) -> torch.Tensor:
         """||∇ - g||² over all layers (DLG's distance)."""
-        return ((self.view(grads) - self.flat) ** 2).sum()
+        target = self.pieces(layout)["target"]
+        return torch.stack([((g - t) ** 2).sum() for g, t in zip(self.compared(grads, layout), target)]).sum()
 
     def cosine(self, grads: list[torch.Tensor]) -> torch.Tensor:
         """1 - <∇, g> / (||∇|| ||g||), over all layers at once (Inverting Gradients' distance); with a held-out
         split, over the fitting entries only."""
         return self.cosine_split(grads)[0]
 
-    def cosine_split(self, grads: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def cosine_split(self, grads: list[torch.Tensor], layout=torch.contiguous_format
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(cosine distance on the fitting entries, cosine distance on the held-out entries) from one dummy
         gradient; without a split, (cosine over everything, None). The held-out value comes detached: it is
-        for choosing among candidates (notebook 05), never for optimising."""
-        flat = self.view(grads)
+        for choosing among candidates (notebook 05), never for optimising. ``layout``: where the dummy
+        gradients' 4-D tensors live (a hint for speed; the value does not depend on it)."""
+        grads, p = self.compared(grads, layout), self.pieces(layout)
         if self.fit is None:
-            return 1 - (flat @ self.flat) / (flat.norm() * self.norm + 1e-12), None
-        fit = flat * self.fit
-        held = (flat - fit).detach()
-        fit_cos = 1 - (fit @ self.fit_target) / (fit.norm() * self.fit_norm + 1e-12)
-        return fit_cos, 1 - (held @ self.held_target) / (held.norm() * self.held_norm + 1e-12)
+            return 1 - _dot(grads, p["target"]) / (_norm(grads) * self.norm + 1e-12), None
+        fit = [g * f for g, f in zip(grads, p["fit"])]
+        held = [(g - f).detach() for g, f in zip(grads, fit)]
+        fit_cos = 1 - _dot(fit, p["fit_target"]) / (_norm(fit) * self.fit_norm + 1e-12)
+        return fit_cos, 1 - _dot(held, p["held_target"]) / (_norm(held) * self.held_norm + 1e-12)
+
+
+def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+    """Σ_l <a_l, b_l>: the inner product of two lists of tensors, as if each were flattened and concatenated."""
+    return torch.stack([(x * y).sum() for x, y in zip(a, b)]).sum()
+
+
+def _norm(a: list[torch.Tensor]) -> torch.Tensor:
+    """The l2 norm of a list of tensors taken as one vector."""
+    return torch.stack([(x * x).sum() for x in a]).sum().sqrt()
 
 
 def holdout_split(tensors: list[torch.Tensor], fraction: float, seed: int = 0) -> torch.Tensor:

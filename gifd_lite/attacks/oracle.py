@@ -39,8 +39,8 @@ __all__ = ["MatchingOracle", "COMPILE_MODES", "COMPILE_PAYBACK_SECONDS", "compil
 
 COMPILE_MODES = ("auto", "on", "off")
 # ``auto`` compiles when the eager run would take at least this long: a cold inductor compile of a ResNet-18
-# matching step costs ~1.5 min on a 2-core CPU and the compiled step is ~2.5x faster, so a run of 5 eager
-# minutes earns it back (docs/results/bench_*.md); the ConvNet's laptop runs (~20 s of oracle calls) never do.
+# matching step costs 1-1.5 min on a 2-core CPU and the compiled step is 1.5-2x faster than the eager one, so a
+# run of 5 eager minutes earns it back (docs/results/bench_*.md); the ConvNet's laptop runs never do.
 COMPILE_PAYBACK_SECONDS = 300.0
 AUTO_PROBE_CALLS = 3            # eager calls ``auto`` times (the last two) before it decides
 # where inductor keeps what it compiled, so a later process skips most of the compile (unless
@@ -125,14 +125,15 @@ class MatchingOracle:
             """The oracle's step with images and 4-D weights in ``memory_format`` (channels_last is ~13% faster
             compiled on ResNet-18 here and no faster eager: docs/results/bench_resnet18.md)."""
             weights = {n: p.contiguous(memory_format=memory_format) if p.dim() == 4 else p for n, p in params.items()}
+            target.pieces(memory_format)        # made here, eagerly: the compiled step only reads them
 
             def objective(x, y):
                 model_x = (target.input.normalize(x) if inputs == "unit" else x).contiguous(memory_format=memory_format)
                 grads = dummy_update(model_x, y, weights)
                 if distance == "l2":
-                    fit, held = target.l2(grads), None
+                    fit, held = target.l2(grads, memory_format), None
                 else:
-                    fit, held = target.cosine_split(grads)
+                    fit, held = target.cosine_split(grads, memory_format)
                 total = fit + tv_weight * total_variation(x) if tv_weight else fit
                 return total, (fit.detach(), fit.detach() if held is None else held)   # aux holds tensors only
 

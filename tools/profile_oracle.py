@@ -1,0 +1,60 @@
+"""Where the matching step's time goes: the compiled (or eager) oracle under ``torch.profiler``, top operators.
+
+Issue 16 found with this that a third of the compiled ResNet-18 step was one generated kernel concatenating the
+11M-entry dummy update; the distances are now summed tensor by tensor (docs/results/README, issue 16).
+
+    GIFD_THREADS=1 python tools/profile_oracle.py [--model resnet18] [--compile on|off] [--calls 5] [--kernels]
+
+``--kernels`` names every inductor-generated C++ kernel in the table (``cpp.enable_kernel_profile``) instead of
+one "CompiledFxGraph" row. Prints seconds per call (after the compile) and the table sorted by self time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from gifd_lite.attacks.oracle import MatchingOracle  # noqa: E402
+from gifd_lite.bench import _bench_case  # noqa: E402
+from gifd_lite.runtime import set_threads  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet18")
+    parser.add_argument("--compile", default="on", choices=["on", "off"])
+    parser.add_argument("--calls", type=int, default=5)
+    parser.add_argument("--rows", type=int, default=25)
+    parser.add_argument("--kernels", action="store_true")
+    args = parser.parse_args()
+    set_threads()
+    if args.kernels:
+        import torch._inductor.config as inductor
+
+        inductor.cpp.enable_kernel_profile = True
+    model, _, y, target, shape = _bench_case(args.model, 1, torch.device("cpu"))
+    oracle = MatchingOracle(model, target, y, compile=args.compile)
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(1))
+    for _ in range(2):          # the compile, then one warm call
+        oracle(x)
+    t0 = time.perf_counter()
+    for _ in range(args.calls):
+        oracle(x)
+    print(f"{args.model}, compile {args.compile}, {torch.get_num_threads()} thread(s): "
+          f"{(time.perf_counter() - t0) / args.calls:.4f} s per call")
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(args.calls):
+            oracle(x)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
+
+
+if __name__ == "__main__":
+    main()
