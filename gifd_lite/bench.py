@@ -139,14 +139,15 @@ def attack_marginal_seconds(method: str, model, update, labels, preset, generato
             ggl=replace(preset.ggl, evaluations=50 * max(1, n // 10), snapshots=0),     # whole generations of 50
             gias=replace(preset.gias, latent_iterations=n // 2, generator_iterations=n // 2, restarts=1, snapshots=0))
 
-    seconds: dict[int, list[float]] = {}
+    runs = []
     for n in (short, short, long, short, long):   # the first run only warms up (compiles the oracle, fills caches)
         tm = ThreatModel(model="bench", batch_size=len(labels))
         rec = run_attack(method, model, ClientUpdate([g.clone() for g in update], tm), sized(n), len(labels),
                          seed=seed, labels=labels, generator=generator)
-        seconds.setdefault(rec.iterations, []).append(rec.seconds)
-    (n1, t1), (n2, t2) = sorted(seconds.items())
-    return (min(t2) - min(t1[1:])) / max(1, n2 - n1)      # the fastest of two runs of each length
+        runs.append((rec.iterations, rec.seconds))
+    shorts, longs = runs[1::2], runs[2::2]                  # the fastest of two runs of each length
+    (n1, t1), (n2, t2) = min(shorts, key=lambda r: r[1]), min(longs, key=lambda r: r[1])
+    return (t2 - t1) / max(1, n2 - n1)
 
 
 def batched_restart_gradients(model, target, labels):

@@ -63,25 +63,49 @@ def test_eager_oracle_equals_the_autograd_step(name, defense):
 
 
 @pytest.mark.parametrize("defense", ["none", "compression", "clipping", "soteria"])
-@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last], ids=["contiguous", "channels_last"])
 def test_distances_summed_tensor_by_tensor_equal_the_flat_formulas(defense, layout):
-    """The distances are computed per tensor (no 11M-entry concatenation); they must equal the textbook formulas
-    on the flattened, masked / clipped update, whatever layout the dummy gradients come in."""
+    """The distances are computed per tensor (no 11M-entry concatenation); they and their derivatives must equal
+    the textbook formulas on the flattened, masked / clipped update, whatever layout the dummy gradients come in."""
     model, target, y, dummy = _case("convnet", DEFENSES[defense])
     grads = [g.contiguous(memory_format=layout) if g.dim() == 4 else g
              for g in model_gradients(model, normalize(dummy), y, create_graph=False)]
-    flat = torch.cat([g.flatten() for g in grads])
-    if target.mask is not None:
-        flat = flat * target.mask
-        assert 0 < float((target.mask == 0).float().mean()) < 1
-    if target.clip is not None:
-        assert float(flat.norm()) > target.clip          # the clip is active here
-        flat = flat * target.clip / flat.norm()
+
+    def flat_formula(gs):
+        flat = torch.cat([g.flatten() for g in gs])
+        if target.mask is not None:
+            flat = flat * target.mask
+        if target.clip is not None:
+            flat = flat * torch.clamp(target.clip / flat.norm(), max=1.0)
+        return flat
+
+    flat = flat_formula(grads)
+    assert target.mask is None or 0 < float((target.mask == 0).float().mean()) < 1
+    assert target.clip is None or float(torch.cat([g.flatten() for g in grads]).norm()) > target.clip   # active
     cosine = 1 - torch.nn.functional.cosine_similarity(flat, target.flat, dim=0)
     assert abs(float(target.cosine_split(grads, layout)[0] - cosine)) <= 1e-4 * float(cosine)   # float32 sums
     l2 = ((flat - target.flat) ** 2).sum()
     assert abs(float(target.l2(grads, layout) - l2)) <= 1e-4 * float(l2)
     assert torch.allclose(target.view(grads), flat, rtol=1e-5, atol=1e-9)
+    # the derivative with respect to the dummy gradients, which every attack differentiates through
+    mine = [g.detach().clone().requires_grad_(True) for g in grads]
+    ours = torch.autograd.grad(target.cosine_split(mine, layout)[0], mine)
+    theirs = [g.detach().clone().requires_grad_(True) for g in grads]
+    textbook = torch.autograd.grad(1 - torch.nn.functional.cosine_similarity(flat_formula(theirs), target.flat, dim=0),
+                                   theirs)
+    scale = max(float(t.abs().max()) for t in textbook)
+    assert all(torch.allclose(a, b, rtol=1e-3, atol=1e-5 * scale) for a, b in zip(ours, textbook))
+
+
+@pytest.mark.parametrize("defense", ["none", "clipping"])
+def test_an_all_zero_dummy_gradient_gives_a_finite_derivative(defense):
+    """A saturated softmax gives an all-zero dummy gradient: the distance is 1 and its derivative finite (zero),
+    as with the flat norm, not the NaN that sqrt(Σ x²) would give."""
+    model, target, _, _ = _case("convnet", DEFENSES[defense])
+    zeros = [torch.zeros_like(t).requires_grad_(True) for t in target.tensors]
+    distance = target.cosine_split(zeros)[0]
+    derivative = torch.autograd.grad(distance, zeros)
+    assert float(distance) == pytest.approx(1.0) and all(torch.isfinite(d).all() for d in derivative)
 
 
 @pytest.mark.skipif(not compile_available(torch.device("cpu")), reason="torch.compile needs a C++ compiler")

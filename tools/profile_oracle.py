@@ -4,9 +4,12 @@ Issue 16 found with this that a third of the compiled ResNet-18 step was one gen
 11M-entry dummy update; the distances are now summed tensor by tensor (docs/results/README, issue 16).
 
     GIFD_THREADS=1 python tools/profile_oracle.py [--model resnet18] [--compile on|off] [--calls 5] [--kernels]
+                                                  [--quote NAME]
 
 ``--kernels`` names every inductor-generated C++ kernel in the table (``cpp.enable_kernel_profile``) instead of
-one "CompiledFxGraph" row. Prints seconds per call (after the compile) and the table sorted by self time.
+one "CompiledFxGraph" row. Prints seconds per call (after the compile) and the table sorted by self time; with
+``--quote NAME`` also the seconds, the convolutions' share of the self time (aten convolution operators) and the
+largest generated kernel's share, as a quote block.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=5)
     parser.add_argument("--rows", type=int, default=25)
     parser.add_argument("--kernels", action="store_true")
+    parser.add_argument("--quote", metavar="NAME", help="also print a quote block keyed by NAME (docs/results/*.md)")
     args = parser.parse_args()
     set_threads()
     if args.kernels:
@@ -46,14 +50,22 @@ def main() -> None:
     t0 = time.perf_counter()
     for _ in range(args.calls):
         oracle(x)
-    print(f"{args.model}, compile {args.compile}, {torch.get_num_threads()} thread(s): "
-          f"{(time.perf_counter() - t0) / args.calls:.4f} s per call")
+    seconds = (time.perf_counter() - t0) / args.calls
+    print(f"{args.model}, compile {args.compile}, {torch.get_num_threads()} thread(s): {seconds:.4f} s per call")
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(args.calls):
             oracle(x)
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
+    events = prof.key_averages()
+    print(events.table(sort_by="self_cpu_time_total", row_limit=args.rows))
+    if args.quote:
+        total = sum(e.self_cpu_time_total for e in events)
+        convolutions = sum(e.self_cpu_time_total for e in events if "conv" in e.key and e.key.startswith("aten::"))
+        generated = max((e.self_cpu_time_total for e in events if e.key.startswith("graph_")), default=0)
+        print("```quote", f"{args.quote} seconds: {seconds:.6f}",
+              f"{args.quote} convolution share: {convolutions / total:.4f}",
+              f"{args.quote} largest generated kernel share: {generated / total:.4f}", "```", sep="\n")
 
 
 if __name__ == "__main__":

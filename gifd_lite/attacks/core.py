@@ -112,10 +112,10 @@ class GradientTarget:
         Distances are summed tensor by tensor rather than over one concatenated vector: compiled, concatenating
         ResNet-18's 11M-entry dummy update (and splitting its derivative back) cost a third of the whole matching
         step (docs/results/bench_resnet18.md, issue 16)."""
-        if layout not in self._pieces:
+        if layout not in self._pieces:     # contiguous pieces are views; channels_last ones copies (~45 MB each on
             sizes = [t.numel() for t in self.tensors]
 
-            def cut(flat):
+            def cut(flat):                 # ResNet-18, up to five: update, mask, fit, fit and held targets)
                 if flat is None:
                     return None
                 return [p.view(t.shape).contiguous(memory_format=layout) if t.dim() == 4 else p.view(t.shape)
@@ -171,8 +171,9 @@ def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
 
 
 def _norm(a: list[torch.Tensor]) -> torch.Tensor:
-    """The l2 norm of a list of tensors taken as one vector."""
-    return torch.stack([(x * x).sum() for x in a]).sum().sqrt()
+    """The l2 norm of a list of tensors taken as one vector (the norm of the per-tensor norms: its derivative at
+    an all-zero gradient is 0, as ``Tensor.norm``'s, where sqrt(Σ x²) would give NaN)."""
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(x) for x in a]))
 
 
 def holdout_split(tensors: list[torch.Tensor], fraction: float, seed: int = 0) -> torch.Tensor:

@@ -122,8 +122,8 @@ class MatchingOracle:
             return [params[n] - current[n] for n in names]
 
         def step_for(memory_format):
-            """The oracle's step with images and 4-D weights in ``memory_format`` (channels_last is ~13% faster
-            compiled on ResNet-18 here and no faster eager: docs/results/bench_resnet18.md)."""
+            """The oracle's step with images and 4-D weights in ``memory_format`` (channels_last was ~13% faster
+            compiled on ResNet-18 at two threads when issue 16 measured it, and no faster eager)."""
             weights = {n: p.contiguous(memory_format=memory_format) if p.dim() == 4 else p for n, p in params.items()}
             target.pieces(memory_format)        # made here, eagerly: the compiled step only reads them
 
@@ -187,7 +187,7 @@ class MatchingOracle:
 
         One batched ``vmap`` pass or a loop over candidates, whichever the first call measured faster here: the
         batch pays where one candidate leaves the device idle (ConvNet on a 2-core CPU: 1.7× faster) and not
-        where per-candidate weight gradients dominate (ResNet-18 on that CPU: 14% slower); see bench_*.md."""
+        where per-candidate weight gradients dominate (ResNet-18 on that CPU: 16% slower); see bench_*.md."""
         xs = xs.detach()
         with torch.no_grad():
             if self.batched is None and len(xs) >= 4:          # the first population: time both on parts of it
