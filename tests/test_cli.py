@@ -130,7 +130,7 @@ def test_soteria_and_adaptive_flags_reach_the_threat_model(tmp_path):
     (["bench", "--iterations", "2"], "--iterations"),
     (["train-gan", "--steps", "1", "--out", "never.pt", "--lr-d", "0"], "--lr-d must be positive"),
 ])
-def test_bench_rejects_bad_numbers_in_one_line(args, message):
+def test_bad_numbers_are_rejected_in_one_line(args, message):
     result = _run(*args)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert message in result.stderr.strip().splitlines()[-1]

@@ -110,12 +110,13 @@ class GradientTarget:
         stored in ``layout`` (the compiled oracle works in channels_last), made once per layout.
 
         Distances are summed tensor by tensor rather than over one concatenated vector: compiled, concatenating
-        ResNet-18's 11M-entry dummy update (and splitting its derivative back) cost a third of the whole matching
-        step (docs/results/bench_resnet18.md, issue 16)."""
-        if layout not in self._pieces:     # contiguous pieces are views; channels_last ones copies (~45 MB each on
+        ResNet-18's 11M-entry dummy update (and splitting its derivative back) cost about 30% of the whole
+        matching step (docs/results/profile_oracle.md, issue 16). Contiguous pieces are views of the flat vectors;
+        channels_last ones are copies (on ResNet-18 ~45 MB each, up to five of them)."""
+        if layout not in self._pieces:
             sizes = [t.numel() for t in self.tensors]
 
-            def cut(flat):                 # ResNet-18, up to five: update, mask, fit, fit and held targets)
+            def cut(flat):
                 if flat is None:
                     return None
                 return [p.view(t.shape).contiguous(memory_format=layout) if t.dim() == 4 else p.view(t.shape)
