@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--aux-weight", type=float, default=1.0,
                    help="weight of the auxiliary classification term (0: projection discriminator only)")
     g.add_argument("--no-augment", action="store_true", help="no differentiable augmentation of D's inputs")
+    g.add_argument("--mode-seeking", type=float, default=0.0,
+                   help="weight of MSGAN's mode-seeking term, for diversity within a class (0: off)")
     g.add_argument("--lr-g", type=float, default=1e-4, help="generator's Adam learning rate")
     g.add_argument("--lr-d", type=float, default=4e-4, help="discriminator's Adam learning rate (4x G's: TTUR)")
     g.add_argument("--conditioning", default="strong", choices=["strong", "shared"],
@@ -426,12 +428,12 @@ def cmd_train_gan(args) -> dict:
         raise UsageError("--steps must be at least 1")
     if not (args.lr_g > 0 and args.lr_d > 0):
         raise UsageError("--lr-g and --lr-d must be positive")
+    if args.d_steps < 1 or args.aux_weight < 0 or args.mode_seeking < 0:
+        raise UsageError("--d-steps must be at least 1, --aux-weight and --mode-seeking at least 0")
     dataset = subset_classes(data.load_cifar10("train"), args.classes)
     out = Path(args.out)
     samples = Path("runs") / "train-gan" / (out.stem + "_samples")
     samples.mkdir(parents=True, exist_ok=True)
-    if args.d_steps < 1 or args.aux_weight < 0:
-        raise UsageError("--d-steps must be at least 1 and --aux-weight at least 0")
     device = resolve_device(args.device)
     selector = None
     if args.select_with:
@@ -443,7 +445,7 @@ def cmd_train_gan(args) -> dict:
         selector = load_classifier(args.select_with, device)
     config = GANTrainingConfig(steps=args.steps, batch_size=args.batch_size, width=args.width, seed=args.seed,
                                d_steps=args.d_steps, aux_weight=args.aux_weight, augment=not args.no_augment,
-                               lr_g=args.lr_g, lr_d=args.lr_d,
+                               lr_g=args.lr_g, lr_d=args.lr_d, mode_seeking=args.mode_seeking,
                                conditioning=args.conditioning, checkpoint_every=250)
     payload = train_gan(dataset, out, config, device=device, resume=not args.no_resume, selector=selector,
                         state_path=args.state,

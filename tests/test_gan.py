@@ -148,6 +148,32 @@ def test_gan_training_resumes_exactly(tmp_path):
     assert G.config.conditioning == "strong" and straight["recipe"]["d_steps"] == 2
 
 
+def test_mode_seeking_term_is_the_inverse_image_to_latent_distance_ratio():
+    from gifd_lite.gan.train import mode_seeking_term
+
+    z = torch.zeros(4, 16)
+    z[2:] = 2.0                                     # |z₁ - z₂| = 2 everywhere
+    fake = torch.zeros(4, 3, 8, 8, requires_grad=True)
+    with torch.no_grad():
+        fake[2:] += 0.5                             # |x₁ - x₂| = 0.5: ratio 0.25
+    term = mode_seeking_term(fake, z)
+    assert torch.isclose(term, torch.tensor(1 / (0.25 + 1e-5)))
+    term.backward()                                 # lowering the term pushes the two halves apart
+    assert (fake.grad[:2] > 0).all() and (fake.grad[2:] < 0).all()
+
+
+def test_training_with_mode_seeking_pairs_labels_and_records_the_term(tmp_path):
+    from dataclasses import replace
+
+    from gifd_lite.gan.train import GANTrainingConfig, train_gan
+
+    config = GANTrainingConfig(steps=2, batch_size=4, width=8, z_dim=16, d_steps=1, ema_start=0)
+    plain = train_gan(_tiny_dataset(), tmp_path / "p.pt", config, show_progress=False)
+    seeking = train_gan(_tiny_dataset(), tmp_path / "m.pt", replace(config, mode_seeking=1.0), show_progress=False)
+    assert "mode_seeking" not in plain["recipe"] and seeking["recipe"]["mode_seeking"] == 1.0
+    assert any(not torch.equal(v, seeking["state_dict"][k]) for k, v in plain["state_dict"].items())
+
+
 def test_training_with_a_selector_ships_the_best_snapshot(tmp_path):
     """The checkpoint is the best-scoring EMA snapshot; scores are recorded and the resume carries them."""
     from gifd_lite.gan.train import GANTrainingConfig, train_gan

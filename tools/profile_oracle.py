@@ -4,12 +4,18 @@ Issue 16 found with this that a third of the compiled ResNet-18 step was one gen
 11M-entry dummy update; the distances are now summed tensor by tensor (docs/results/README, issue 16).
 
     GIFD_THREADS=1 python tools/profile_oracle.py [--model resnet18] [--compile on|off] [--calls 5] [--kernels]
-                                                  [--quote NAME]
+                                                  [--quote NAME] [--compile-phases]
 
 ``--kernels`` names every inductor-generated C++ kernel in the table (``cpp.enable_kernel_profile``) instead of
 one "CompiledFxGraph" row. Prints seconds per call (after the compile) and the table sorted by self time; with
 ``--quote NAME`` also the seconds, the convolutions' share of the self time (aten convolution operators) and the
 largest generated kernel's share, as a quote block.
+
+``--compile-phases`` instead compiles once into an empty inductor cache (a temporary directory) and prints where
+the cold compile's seconds go, from ``torch._dynamo.utils.compile_times``: Dynamo's bytecode tracing, AOTAutograd
+building the joint graph, inductor lowering it, generating the C++ kernels, and waiting for the compiler
+workers (``async_compile.wait``: the part of the ``g++`` time that did not overlap the Python work), with the
+number of kernels built; with ``--quote NAME`` also as a quote block.
 """
 
 from __future__ import annotations
@@ -36,8 +42,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=25)
     parser.add_argument("--kernels", action="store_true")
     parser.add_argument("--quote", metavar="NAME", help="also print a quote block keyed by NAME (docs/results/*.md)")
+    parser.add_argument("--compile-phases", action="store_true", help="where a cold compile's time goes")
     args = parser.parse_args()
     set_threads()
+    if args.compile_phases:
+        compile_phases(args.model, args.quote)
+        return
     if args.kernels:
         import torch._inductor.config as inductor
 
@@ -66,6 +76,37 @@ def main() -> None:
         print("```quote", f"{args.quote} seconds: {seconds:.6f}",
               f"{args.quote} convolution share: {convolutions / total:.4f}",
               f"{args.quote} largest generated kernel share: {generated / total:.4f}", "```", sep="\n")
+
+
+# the phases of one cold compile, each a timer of torch._dynamo.utils.compile_times (seconds, summed over calls)
+PHASES = {"first call": None, "dynamo tracing": "bytecode_tracing", "AOTAutograd and inductor": "create_aot_dispatcher_function",
+          "lowering": "GraphLowering.run", "kernel code generation": "GraphLowering.codegen",
+          "waiting for the C++ compiler": "async_compile.wait"}
+
+
+def compile_phases(model_name: str, quote: str | None) -> None:
+    import os
+    import tempfile
+
+    from torch._dynamo.utils import compile_times
+
+    with tempfile.TemporaryDirectory(prefix="gifd_inductor_") as cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache        # read when inductor first compiles, below
+        model, _, y, target, shape = _bench_case(model_name, 1, torch.device("cpu"))
+        x = torch.rand(shape, generator=torch.Generator().manual_seed(1))
+        t0 = time.perf_counter()
+        MatchingOracle(model, target, y, compile="on")(x)
+        first = time.perf_counter() - t0
+        kernels = sum(1 for _ in Path(cache).rglob("*.so"))
+    names, values = compile_times(repr="csv", aggregate=True)
+    timers = dict(zip(names, values))
+    seconds = {phase: first if key is None else float(timers.get(key, 0.0)) for phase, key in PHASES.items()}
+    print(f"{model_name}, {torch.get_num_threads()} thread(s), {kernels} C++ kernels built")
+    for phase, value in seconds.items():
+        print(f"{phase:32s} {value:7.1f} s")
+    if quote:
+        print("```quote", *(f"{quote} {phase} seconds: {value:.1f}" for phase, value in seconds.items()),
+              f"{quote} kernels: {kernels}", "```", sep="\n")
 
 
 if __name__ == "__main__":

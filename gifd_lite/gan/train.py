@@ -7,6 +7,15 @@ T is the differentiable augmentation of :mod:`.augment` (identity when ``augment
 discriminator's auxiliary classifier, trained on real images only (λ = ``aux_weight``; 0 turns it off), and D
 takes ``d_steps`` steps per generator step.
 
+With ``mode_seeking`` = μ > 0 the generator also pays the mode-seeking term of MSGAN (Mao et al., 2019), which
+pushes two latents of the same class apart in image space: its batch is two halves with the same labels,
+z₁ and z₂, and
+
+    L_G += μ / (mean|G(z₁, y) - G(z₂, y)| / mean|z₁ - z₂| + 1e-5),
+
+an auxiliary classifier's pull towards a few easily classified images per class being what costs a
+conditional GAN its diversity.
+
 The exponential moving average G_ema ← α G_ema + (1 - α) G (α = 0.999) is what ships: it gives smoother,
 better samples than the raw generator. Its batch-norm statistics are then recomputed for its own weights
 ("standing statistics", as in BigGAN): the running means and variances collected while training belong to
@@ -36,7 +45,8 @@ from .checkpoint import save_payload
 from .discriminator import Discriminator
 from .generator import Generator, GeneratorConfig, to_unit
 
-__all__ = ["GANTrainingConfig", "train_gan", "subset_classes", "standing_statistics", "snapshot_score"]
+__all__ = ["GANTrainingConfig", "train_gan", "subset_classes", "standing_statistics", "snapshot_score",
+           "mode_seeking_term"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,7 @@ class GANTrainingConfig:
     d_steps: int = 2
     aux_weight: float = 1.0     # λ of the auxiliary classification term (0: projection only, as before issue 17)
     augment: bool = True        # DiffAugment on D's inputs
+    mode_seeking: float = 0.0   # μ of the mode-seeking term (MSGAN); 0: off, as before
     conditioning: str = "strong"
     ema_decay: float = 0.999
     ema_start: int = 1000
@@ -182,11 +193,17 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
             loss_d.backward()
             opt_d.step()
         z = torch.randn((config.batch_size, config.z_dim), generator=gen).to(device)
-        y = torch.randint(0, k, (config.batch_size,), generator=gen).to(device)
-        fake_score, fake_logits = D.score_and_logits(augment(G(z, y)), y)
+        if config.mode_seeking:                 # two halves, same labels: G(z₁, y) and G(z₂, y)
+            y = torch.randint(0, k, (config.batch_size // 2,), generator=gen).to(device).repeat(2)
+        else:
+            y = torch.randint(0, k, (config.batch_size,), generator=gen).to(device)
+        fake = G(z, y)
+        fake_score, fake_logits = D.score_and_logits(augment(fake), y)
         loss_g = -fake_score.mean()
         if config.aux_weight:
             loss_g = loss_g + config.aux_weight * F.cross_entropy(fake_logits, y)
+        if config.mode_seeking:
+            loss_g = loss_g + config.mode_seeking * mode_seeking_term(fake, z)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -230,6 +247,17 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
     return payload
 
 
+def mode_seeking_term(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """1 / (mean|x₁ - x₂| / mean|z₁ - z₂| + 1e-5) for a batch whose halves share labels (MSGAN's ratio, inverted:
+    small when two latents of a class give different images). An odd last example is left out."""
+    half = len(fake) // 2
+    ratio = (fake[:half] - fake[half:2 * half]).abs().mean() / (z[:half] - z[half:2 * half]).abs().mean()
+    return 1 / (ratio + 1e-5)
+
+
 def _recipe(config: GANTrainingConfig) -> dict:
     keys = ("batch_size", "lr_g", "lr_d", "d_steps", "aux_weight", "augment", "ema_decay", "ema_start")
-    return {key: getattr(config, key) for key in keys}
+    recipe = {key: getattr(config, key) for key in keys}
+    if config.mode_seeking:             # only when used: the shipped priors' recipes stay as they were recorded
+        recipe["mode_seeking"] = config.mode_seeking
+    return recipe
