@@ -430,6 +430,8 @@ def cmd_train_gan(args) -> dict:
         raise UsageError("--lr-g and --lr-d must be positive")
     if args.d_steps < 1 or args.aux_weight < 0 or args.mode_seeking < 0:
         raise UsageError("--d-steps must be at least 1, --aux-weight and --mode-seeking at least 0")
+    if args.mode_seeking and args.batch_size < 2:
+        raise UsageError("--mode-seeking pairs the batch's examples: it needs --batch-size 2 or more")
     dataset = subset_classes(data.load_cifar10("train"), args.classes)
     out = Path(args.out)
     samples = Path("runs") / "train-gan" / (out.stem + "_samples")

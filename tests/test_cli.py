@@ -130,6 +130,7 @@ def test_soteria_and_adaptive_flags_reach_the_threat_model(tmp_path):
     (["bench", "--iterations", "2"], "--iterations"),
     (["train-gan", "--steps", "1", "--out", "never.pt", "--lr-d", "0"], "--lr-d must be positive"),
     (["train-gan", "--steps", "1", "--out", "never.pt", "--mode-seeking", "-1"], "--mode-seeking at least 0"),
+    (["train-gan", "--steps", "1", "--out", "never.pt", "--mode-seeking", "1", "--batch-size", "1"], "--batch-size 2"),
 ])
 def test_bad_numbers_are_rejected_in_one_line(args, message):
     result = _run(*args)

@@ -160,18 +160,39 @@ def test_mode_seeking_term_is_the_inverse_image_to_latent_distance_ratio():
     assert torch.isclose(term, torch.tensor(1 / (0.25 + 1e-5)))
     term.backward()                                 # lowering the term pushes the two halves apart
     assert (fake.grad[:2] > 0).all() and (fake.grad[2:] < 0).all()
+    with pytest.raises(GifdError, match="at least 2"):
+        mode_seeking_term(fake[:1], z[:1])
 
 
-def test_training_with_mode_seeking_pairs_labels_and_records_the_term(tmp_path):
+@pytest.mark.parametrize("batch", [4, 5])
+def test_paired_generator_labels_share_a_class_across_the_halves(batch):
+    from gifd_lite.gan.train import generator_labels
+
+    y = generator_labels(10, batch, torch.Generator().manual_seed(0), paired=True)
+    assert len(y) == batch and torch.equal(y[:batch // 2], y[batch // 2:2 * (batch // 2)])
+    assert y.min() >= 0 and y.max() < 10
+    unpaired = generator_labels(10, batch, torch.Generator().manual_seed(0))
+    assert torch.equal(unpaired, torch.randint(0, 10, (batch,), generator=torch.Generator().manual_seed(0)))
+
+
+def test_training_with_mode_seeking_calls_the_term_and_records_it(tmp_path, monkeypatch):
     from dataclasses import replace
 
-    from gifd_lite.gan.train import GANTrainingConfig, train_gan
+    import gifd_lite.gan.train as train
 
-    config = GANTrainingConfig(steps=2, batch_size=4, width=8, z_dim=16, d_steps=1, ema_start=0)
-    plain = train_gan(_tiny_dataset(), tmp_path / "p.pt", config, show_progress=False)
-    seeking = train_gan(_tiny_dataset(), tmp_path / "m.pt", replace(config, mode_seeking=1.0), show_progress=False)
-    assert "mode_seeking" not in plain["recipe"] and seeking["recipe"]["mode_seeking"] == 1.0
-    assert any(not torch.equal(v, seeking["state_dict"][k]) for k, v in plain["state_dict"].items())
+    calls, term = [], train.mode_seeking_term
+
+    def spy(fake, z):
+        calls.append(len(fake))
+        return term(fake, z)
+
+    monkeypatch.setattr(train, "mode_seeking_term", spy)
+    config = train.GANTrainingConfig(steps=2, batch_size=5, width=8, z_dim=16, d_steps=1, ema_start=0)
+    plain = train.train_gan(_tiny_dataset(), tmp_path / "p.pt", config, show_progress=False)
+    assert calls == [] and "mode_seeking" not in plain["recipe"]
+    seeking = train.train_gan(_tiny_dataset(), tmp_path / "m.pt", replace(config, mode_seeking=1.0),
+                              show_progress=False)
+    assert calls == [5, 5] and seeking["recipe"]["mode_seeking"] == 1.0
 
 
 def test_training_with_a_selector_ships_the_best_snapshot(tmp_path):

@@ -13,9 +13,11 @@ largest generated kernel's share, as a quote block.
 
 ``--compile-phases`` instead compiles once into an empty inductor cache (a temporary directory) and prints where
 the cold compile's seconds go, from ``torch._dynamo.utils.compile_times``: Dynamo's bytecode tracing, AOTAutograd
-building the joint graph, inductor lowering it, generating the C++ kernels, and waiting for the compiler
-workers (``async_compile.wait``: the part of the ``g++`` time that did not overlap the Python work), with the
-number of kernels built; with ``--quote NAME`` also as a quote block.
+and inductor together, and within them inductor lowering the graph, scheduling and generating the C++ kernels,
+and waiting for the compiler workers (``async_compile.wait``: the ``g++`` jobs start when the generated module
+loads, after code generation), with the number of kernels built; with ``--quote NAME`` also as a quote block.
+Inductor keeps its precompiled header in the system temporary directory, not in its cache: run with
+``TMPDIR=$(mktemp -d)`` for a compile on a machine that never compiled before.
 """
 
 from __future__ import annotations
@@ -79,9 +81,9 @@ def main() -> None:
 
 
 # the phases of one cold compile, each a timer of torch._dynamo.utils.compile_times (seconds, summed over calls)
-PHASES = {"first call": None, "dynamo tracing": "bytecode_tracing", "AOTAutograd and inductor": "create_aot_dispatcher_function",
-          "lowering": "GraphLowering.run", "kernel code generation": "GraphLowering.codegen",
-          "waiting for the C++ compiler": "async_compile.wait"}
+PHASES = {"first call": None, "dynamo tracing": "bytecode_tracing",
+          "AOTAutograd and inductor": "create_aot_dispatcher_function", "lowering": "GraphLowering.run",
+          "kernel code generation": "GraphLowering.codegen", "waiting for the C++ compiler": "async_compile.wait"}
 
 
 def compile_phases(model_name: str, quote: str | None) -> None:
@@ -90,6 +92,7 @@ def compile_phases(model_name: str, quote: str | None) -> None:
 
     from torch._dynamo.utils import compile_times
 
+    before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     with tempfile.TemporaryDirectory(prefix="gifd_inductor_") as cache:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache        # read when inductor first compiles, below
         model, _, y, target, shape = _bench_case(model_name, 1, torch.device("cpu"))
@@ -98,12 +101,18 @@ def compile_phases(model_name: str, quote: str | None) -> None:
         MatchingOracle(model, target, y, compile="on")(x)
         first = time.perf_counter() - t0
         kernels = sum(1 for _ in Path(cache).rglob("*.so"))
+    if before is None:
+        os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
+    else:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = before
     names, values = compile_times(repr="csv", aggregate=True)
     timers = dict(zip(names, values))
-    seconds = {phase: first if key is None else float(timers.get(key, 0.0)) for phase, key in PHASES.items()}
+    # a timer that never ran is absent (``async_compile.wait`` only with parallel compiler workers), not zero
+    seconds = {phase: first if key is None else float(timers[key]) for phase, key in PHASES.items()
+               if key is None or key in timers}
     print(f"{model_name}, {torch.get_num_threads()} thread(s), {kernels} C++ kernels built")
-    for phase, value in seconds.items():
-        print(f"{phase:32s} {value:7.1f} s")
+    for phase in PHASES:
+        print(f"{phase:32s} " + (f"{seconds[phase]:7.1f} s" if phase in seconds else "  absent"))
     if quote:
         print("```quote", *(f"{quote} {phase} seconds: {value:.1f}" for phase, value in seconds.items()),
               f"{quote} kernels: {kernels}", "```", sep="\n")

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import ImageSet, subset_classes  # noqa: F401  (subset_classes: re-exported for train-gan)
+from ..errors import GifdError
 from ..runtime import progress
 from .augment import diff_augment
 from .checkpoint import save_payload
@@ -46,7 +47,7 @@ from .discriminator import Discriminator
 from .generator import Generator, GeneratorConfig, to_unit
 
 __all__ = ["GANTrainingConfig", "train_gan", "subset_classes", "standing_statistics", "snapshot_score",
-           "mode_seeking_term"]
+           "mode_seeking_term", "generator_labels"]
 
 
 @dataclass(frozen=True)
@@ -193,10 +194,7 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
             loss_d.backward()
             opt_d.step()
         z = torch.randn((config.batch_size, config.z_dim), generator=gen).to(device)
-        if config.mode_seeking:                 # two halves, same labels: G(z₁, y) and G(z₂, y)
-            y = torch.randint(0, k, (config.batch_size // 2,), generator=gen).to(device).repeat(2)
-        else:
-            y = torch.randint(0, k, (config.batch_size,), generator=gen).to(device)
+        y = generator_labels(k, config.batch_size, gen, paired=bool(config.mode_seeking)).to(device)
         fake = G(z, y)
         fake_score, fake_logits = D.score_and_logits(augment(fake), y)
         loss_g = -fake_score.mean()
@@ -247,10 +245,22 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
     return payload
 
 
+def generator_labels(k: int, batch_size: int, gen: torch.Generator, paired: bool = False) -> torch.Tensor:
+    """The classes of a generator step's batch, uniform over ``k``. ``paired`` (the mode-seeking term): the second
+    half repeats the first, so example i and i + B//2 share a class; an odd batch's last example has its own."""
+    if not paired:
+        return torch.randint(0, k, (batch_size,), generator=gen)
+    half = torch.randint(0, k, (batch_size // 2,), generator=gen)
+    return torch.cat([half, half, torch.randint(0, k, (batch_size % 2,), generator=gen)])
+
+
 def mode_seeking_term(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """1 / (mean|x₁ - x₂| / mean|z₁ - z₂| + 1e-5) for a batch whose halves share labels (MSGAN's ratio, inverted:
-    small when two latents of a class give different images). An odd last example is left out."""
+    """1 / (mean|x₁ - x₂| / mean|z₁ - z₂| + 1e-5) for a batch whose halves share labels (:func:`generator_labels`;
+    MSGAN's ratio, inverted: small when two latents of a class give different images). An odd batch's last
+    example is left out."""
     half = len(fake) // 2
+    if half == 0:
+        raise GifdError("the mode-seeking term needs a batch of at least 2")
     ratio = (fake[:half] - fake[half:2 * half]).abs().mean() / (z[:half] - z[half:2 * half]).abs().mean()
     return 1 / (ratio + 1e-5)
 
