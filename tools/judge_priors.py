@@ -3,7 +3,8 @@
     GIFD_DATA=../shared/data GIFD_THREADS=1 .venv/bin/python tools/judge_priors.py [--report | --only NAME ...]
 
 For each generator in data/MANIFEST (the shared-embedding priors ``cifar10``, ``cifar10-5``, the strongly
-conditioned ``cifar10-strong``, ``cifar10-5-strong`` and the same recipe trained longer, ``-long``):
+conditioned ``cifar10-strong``, ``cifar10-5-strong``, the same recipe trained longer, ``-long``, and with the
+mode-seeking term, ``-ms``):
 
 - class fidelity by the judge (the shipped classifier, never used in training or snapshot selection),
   100 samples per class, no truncation — notebook 03's measurement at the laptop preset;
@@ -48,8 +49,10 @@ def judge(name: str, judge_net, test_set) -> dict:
     indices = [int(i) for i in torch.linspace(5, len(test_set) - 1, HEADROOM_IMAGES).long()]
     rows, _ = prior_report.headroom(G, test_set, indices, HEADROOM_STEPS, seed=0)
     entry = read_manifest()[name]
-    selection = load_payload(name).get("selection")
-    return {"conditioning": G.config.conditioning, "classes": list(G.classes),
+    payload = load_payload(name)
+    selection, seeking = payload.get("selection"), payload.get("recipe", {}).get("mode_seeking")
+    design = G.config.conditioning + (f" + mode seeking {seeking:g}" if seeking else "")
+    return {"conditioning": G.config.conditioning, "design": design, "classes": list(G.classes),
             "steps": entry["steps"], "wall_seconds": entry["wall_seconds"],
             "fidelity": fid["mean"], "fidelity_per_class": fid["per_class"],
             "weakest_class_fidelity": min(fid["per_class"].values()),
@@ -71,7 +74,7 @@ def report(judged: dict) -> str:
     for name, b in judged.items():
         weakest = min(b["fidelity_per_class"], key=b["fidelity_per_class"].get)
         d = b["diversity_pixel"]
-        lines.append(f"| `{name}` | {b['conditioning']} | {len(b['classes'])} | {b['steps']} | "
+        lines.append(f"| `{name}` | {b.get('design', b['conditioning'])} | {len(b['classes'])} | {b['steps']} | "
                      f"{b['wall_seconds'] / 60:.0f} | {b['fidelity']:.1%} | {weakest} {b['weakest_class_fidelity']:.0%} | "
                      f"{d['generated']:.2f} / {d['real']:.2f} = {d['ratio']:.2f} | {b['headroom_latent_psnr']:.2f} | "
                      f"{b['headroom_stage2_psnr']:.2f} |")
