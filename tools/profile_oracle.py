@@ -89,22 +89,18 @@ PHASES = {"first call": None, "dynamo tracing": "bytecode_tracing",
 def compile_phases(model_name: str, quote: str | None) -> None:
     import os
     import tempfile
+    from unittest import mock
 
     from torch._dynamo.utils import compile_times
 
-    before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    with tempfile.TemporaryDirectory(prefix="gifd_inductor_") as cache:
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache        # read when inductor first compiles, below
+    with tempfile.TemporaryDirectory(prefix="gifd_inductor_") as cache, \
+            mock.patch.dict(os.environ, {"TORCHINDUCTOR_CACHE_DIR": cache}):   # read when inductor first compiles
         model, _, y, target, shape = _bench_case(model_name, 1, torch.device("cpu"))
         x = torch.rand(shape, generator=torch.Generator().manual_seed(1))
         t0 = time.perf_counter()
         MatchingOracle(model, target, y, compile="on")(x)
         first = time.perf_counter() - t0
         kernels = sum(1 for _ in Path(cache).rglob("*.so"))
-    if before is None:
-        os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
-    else:
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = before
     names, values = compile_times(repr="csv", aggregate=True)
     timers = dict(zip(names, values))
     # a timer that never ran is absent (``async_compile.wait`` only with parallel compiler workers), not zero
