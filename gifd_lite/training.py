@@ -1,7 +1,7 @@
 """Training a task model on CIFAR-10, briefly (notebook 02: attacks on trained vs untrained models).
 
 Plain mini-batch SGD with momentum on cross-entropy, random crops and flips, a cosine learning-rate
-schedule; :func:`accuracy` scores a model on a split. Deterministic for a given seed on CPU.
+schedule; :func:`accuracy` scores a model on a split (:func:`accuracy_per_class` class by class). Deterministic for a given seed on CPU.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .data import ImageSet, normalize
 from .errors import GifdError
 from .runtime import progress
 
-__all__ = ["train_classifier", "accuracy"]
+__all__ = ["train_classifier", "accuracy", "accuracy_per_class"]
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -73,17 +73,33 @@ def train_classifier(model: nn.Module, dataset: ImageSet, steps: int, batch_size
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, dataset: ImageSet, limit: int | None = None, batch_size: int = 500) -> float:
-    """Top-1 accuracy of ``model`` (in eval mode) on the first ``limit`` images of ``dataset``."""
+def _predictions(model: nn.Module, dataset: ImageSet, limit: int | None, batch_size: int):
+    """(predicted, true) labels of ``model`` (in eval mode) on the first ``limit`` images of ``dataset``."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     n = len(dataset) if limit is None else min(limit, len(dataset))
     # an image-folder split is sorted by class: take an evenly strided subset so every class is counted
     indices = torch.linspace(0, len(dataset) - 1, n).long().numpy()
-    correct = 0
+    predicted, truth = [], []
     for start in range(0, n, batch_size):
         x, y = dataset.tensors(indices[start:start + batch_size])
-        correct += int((model(normalize(x.to(device))).argmax(1).cpu() == y).sum())
+        predicted.append(model(normalize(x.to(device))).argmax(1).cpu())
+        truth.append(y)
     model.train(was_training)
-    return correct / n
+    return torch.cat(predicted), torch.cat(truth)
+
+
+def accuracy(model: nn.Module, dataset: ImageSet, limit: int | None = None, batch_size: int = 500) -> float:
+    """Top-1 accuracy of ``model`` (in eval mode) on the first ``limit`` images of ``dataset``."""
+    predicted, truth = _predictions(model, dataset, limit, batch_size)
+    return int((predicted == truth).sum()) / len(truth)
+
+
+def accuracy_per_class(model: nn.Module, dataset: ImageSet, limit: int | None = None,
+                       batch_size: int = 500) -> dict[str, float]:
+    """Top-1 accuracy of ``model`` on each class of ``dataset`` (the share of its images predicted as it); the
+    yardstick for a generator's class fidelity by the same classifier (tools/judge_priors.py, issue 17)."""
+    predicted, truth = _predictions(model, dataset, limit, batch_size)
+    return {name: float((predicted[truth == k] == k).float().mean()) for k, name in enumerate(dataset.classes)
+            if bool((truth == k).any())}

@@ -12,7 +12,8 @@ mode-seeking term, ``-ms``):
   images of the class (the metric of the committed records; LPIPS would not compare with them);
 - the oracle's reconstruction headroom as in notebook 03 (laptop: the same 10 test images, 200 steps; images of
   classes a 5-class prior does not know are skipped): latent only, and the 8×8 features from there;
-- the training record from data/MANIFEST (steps, wall time) and the selector's history from the checkpoint.
+- the training record from data/MANIFEST (steps, wall time) and the selector's history from the checkpoint;
+- once, the yardstick: the judge's own accuracy on the real test images, class by class (``judge_real.json``).
 
 ``--report`` rewrites the page from the committed JSON without measuring anything; ``--only NAME ...`` judges
 those priors and keeps the committed numbers of the others.
@@ -31,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from gifd_lite import data, prior_report  # noqa: E402
+from gifd_lite.training import accuracy, accuracy_per_class  # noqa: E402
 from gifd_lite.gan import analysis, load_classifier, load_generator  # noqa: E402
 from gifd_lite.gan.checkpoint import load_payload, read_manifest  # noqa: E402
 from gifd_lite.runtime import seed_everything  # noqa: E402
@@ -63,7 +65,13 @@ def judge(name: str, judge_net, test_set) -> dict:
             "selection": selection, "seconds": round(time.perf_counter() - start, 1)}
 
 
-def report(judged: dict) -> str:
+def judge_on_real(judge_net, test_set) -> dict:
+    """The judge's accuracy on the real test images, overall and per class: what a prior's fidelity compares with."""
+    return {"images": len(test_set), "accuracy": accuracy(judge_net, test_set),
+            "per_class": accuracy_per_class(judge_net, test_set)}
+
+
+def report(judged: dict, real: dict | None = None) -> str:
     lines = ["# Every shipped prior, judged the same way", "",
              "Regenerate: `GIFD_DATA=../shared/data GIFD_THREADS=1 .venv/bin/python tools/judge_priors.py` "
              "(`--report` rewrites this page from `priors_judged.json`). The judge is the shipped classifier "
@@ -80,11 +88,18 @@ def report(judged: dict) -> str:
                      f"{b['headroom_stage2_psnr']:.2f} |")
     lines += ["", "Headroom images: notebook 03's ten (test indices 5, 1115, …, 9999); a 5-class prior is scored on "
               "those of its own classes only, so compare it with the 10-class priors with care.", "",
-              "## Fidelity per class", "", "| class | " + " | ".join(f"`{n}`" for n in judged) + " |",
-              "|---|" + "---|" * len(judged)]
+              "## Fidelity per class", ""]
+    if real:
+        lines += [f"The first column is the yardstick: the judge's accuracy on the {real['images']:,} real test images "
+                  f"of each class ({real['accuracy']:.1%} overall). A prior's samples can score above it: a "
+                  "generator may draw a class's typical images only.", ""]
+    yardstick = ["judge on real images"] if real else []
+    lines += ["| class | " + " | ".join(yardstick + [f"`{n}`" for n in judged]) + " |",
+              "|---|" + "---|" * (len(judged) + len(yardstick))]
     classes = list(next(iter(judged.values()))["fidelity_per_class"])
     for c in classes:
-        cells = [f"{b['fidelity_per_class'][c]:.0%}" if c in b["fidelity_per_class"] else "—" for b in judged.values()]
+        cells = [f"{real['per_class'][c]:.0%}"] if real else []
+        cells += [f"{b['fidelity_per_class'][c]:.0%}" if c in b["fidelity_per_class"] else "—" for b in judged.values()]
         lines.append(f"| {c} | " + " | ".join(cells) + " |")
     for name, b in judged.items():
         if b["selection"]:
@@ -96,6 +111,9 @@ def report(judged: dict) -> str:
             lines += [f"| {r['step']} | {r['fidelity']:.1%} | {r['diversity_ratio']:.2f} | {r['score']:.3f} |"
                       for r in b["selection"]["history"]]
     lines += ["", "Quotable values (`gifd_lite.results`):", "", "```quote"]
+    if real:
+        lines += [f"judge real accuracy: {real['accuracy']:.6f}"]
+        lines += [f"judge real {c}: {v:.6f}" for c, v in real["per_class"].items()]
     for name, b in judged.items():
         lines += [f"{name} fidelity: {b['fidelity']:.6f}", f"{name} weakest: {b['weakest_class_fidelity']:.6f}",
                   f"{name} diversity ratio: {b['diversity_pixel']['ratio']:.6f}",
@@ -106,11 +124,12 @@ def report(judged: dict) -> str:
 
 
 def main() -> None:
-    path = RESULTS / "priors_judged.json"
+    path, real_path = RESULTS / "priors_judged.json", RESULTS / "judge_real.json"
     if "--report" in sys.argv:
         judged = json.loads(path.read_text())
     else:
         judge_net, test_set = load_classifier("classifier"), data.load_cifar10("test")
+        real_path.write_text(json.dumps(judge_on_real(judge_net, test_set), indent=2) + "\n")
         names = [n for n, e in sorted(read_manifest().items()) if e["kind"] == "generator"]
         judged = {}
         if "--only" in sys.argv:                      # judge these, keep the committed numbers of the others
@@ -124,8 +143,9 @@ def main() -> None:
             judged[name] = judge(name, judge_net, test_set)
             print(f"{name}: fidelity {judged[name]['fidelity']:.1%} ({judged[name]['seconds']} s)", file=sys.stderr)
         path.write_text(json.dumps(judged, indent=2) + "\n")
-    (RESULTS / "priors.md").write_text(report(judged))
-    print(report(judged))
+    real = json.loads(real_path.read_text()) if real_path.exists() else None
+    (RESULTS / "priors.md").write_text(report(judged, real))
+    print(report(judged, real))
 
 
 if __name__ == "__main__":
