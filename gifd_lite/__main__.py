@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--register", help="add the result to data/MANIFEST under this name")
     g.add_argument("--no-resume", action="store_true")
     g.add_argument("--state", help="where the resumable training state is kept (default: OUT with .resume.pt)")
+    g.add_argument("--keep-state", action="store_true",
+                   help="keep the resumable state after the last step, so a later run with more --steps continues "
+                        "this one (default: delete it)")
     g.add_argument("--device", default="auto")
 
     s = sub.add_parser("standing-stats", help="recompute a generator checkpoint's batch-norm statistics in place "
@@ -450,7 +453,7 @@ def cmd_train_gan(args) -> dict:
                                lr_g=args.lr_g, lr_d=args.lr_d, mode_seeking=args.mode_seeking,
                                conditioning=args.conditioning, checkpoint_every=250)
     payload = train_gan(dataset, out, config, device=device, resume=not args.no_resume, selector=selector,
-                        state_path=args.state,
+                        state_path=args.state, keep_state=args.keep_state,
                         on_sample=lambda step, imgs: save_image(grid(imgs, nrow=8), samples / f"step_{step:06d}.png"))
     result = {"out": str(out), "classes": payload["classes"], "steps": payload["steps"],
               "wall_seconds": payload["wall_seconds"]}

@@ -289,3 +289,23 @@ def test_fit_to_image_can_learn_the_class_mixture(generator):
     code = learned["latent"]["code"]
     assert torch.allclose(code.sum(1), torch.ones(2)) and not torch.allclose(code, uniform)
     assert learned["latent"]["psnr"] > fixed["latent"]["psnr"]
+
+
+def test_a_kept_state_continues_a_finished_run_as_if_planned_longer(tmp_path):
+    """keep_state: a 2-step run keeps its state; a 4-step run from it ships the same weights as a straight 4-step
+    run; asking a kept 4-step state for fewer steps fails with a clear message instead of mislabelling it."""
+    from dataclasses import replace
+
+    from gifd_lite.gan.train import GANTrainingConfig, train_gan
+
+    config = GANTrainingConfig(steps=4, batch_size=4, width=8, z_dim=16, sample_every=100, checkpoint_every=100,
+                               ema_start=0)
+    straight = train_gan(_tiny_dataset(), tmp_path / "a.pt", config, show_progress=False)
+    train_gan(_tiny_dataset(), tmp_path / "k.pt", replace(config, steps=2), show_progress=False, keep_state=True)
+    assert torch.load(tmp_path / "k.resume.pt", weights_only=False)["step"] == 2
+    continued = train_gan(_tiny_dataset(), tmp_path / "k.pt", config, show_progress=False, keep_state=True)
+    for key, value in straight["state_dict"].items():
+        assert torch.equal(value, continued["state_dict"][key]), key
+    assert torch.load(tmp_path / "k.resume.pt", weights_only=False)["step"] == 4
+    with pytest.raises(GifdError, match="at step 4, past --steps 3"):
+        train_gan(_tiny_dataset(), tmp_path / "k.pt", replace(config, steps=3), show_progress=False)

@@ -130,14 +130,17 @@ def _real_batch(dataset: ImageSet, gen: torch.Generator, batch_size: int) -> tup
 
 def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GANTrainingConfig(),
               device: torch.device | str = "cpu", resume: bool = True, show_progress: bool = True,
-              on_sample=None, selector: torch.nn.Module | None = None, state_path: str | Path | None = None) -> dict:
+              on_sample=None, selector: torch.nn.Module | None = None, state_path: str | Path | None = None,
+              keep_state: bool = False) -> dict:
     """Train G and D on ``dataset``; write the EMA generator checkpoint to ``out`` and return it.
 
     ``on_sample(step, grid_images)`` is called with a (K·8, 3, 32, 32) batch of EMA samples every
     ``sample_every`` steps (the CLI saves them as PNG grids). With a ``selector`` classifier the checkpoint is
     the best-scoring EMA snapshot (:func:`snapshot_score`, every ``select_every`` steps and at the end), and
     ``payload["selection"]`` lists every score; without one it is the last step. The resumable state is kept
-    at ``state_path`` (default: ``out`` with the suffix ``.resume.pt``) and deleted when training ends.
+    at ``state_path`` (default: ``out`` with the suffix ``.resume.pt``) and deleted when training ends, unless
+    ``keep_state``: then it is saved at the last step, and a later run with more ``steps`` continues this one with
+    the same steps as a run planned that long (its selection history also keeps this run's final score).
     """
     out = Path(out)
     device = torch.device(device)
@@ -162,6 +165,9 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
         gen.set_state(state["gen"])
         torch.set_rng_state(state["torch_rng"])
         start_step, elapsed = state["step"], state["elapsed"]
+        if start_step > config.steps:
+            raise GifdError(f"the training state {state_path} is at step {start_step}, past --steps {config.steps}: "
+                            "ask for at least that many steps, or start afresh with --no-resume")
         history, best = state.get("history", []), state.get("best")
         print(f"resuming from step {start_step}")
     augment = (lambda x: diff_augment(x, gen)) if config.augment else (lambda x: x)  # noqa: E731
@@ -176,6 +182,14 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
         history.append(row)
         if best is None or row["score"] > best["row"]["score"]:
             best = {"row": row, "state_dict": {n: v.detach().cpu() for n, v in snapshot.state_dict().items()}}
+
+    def save_state(done: int):
+        tmp = state_path.with_suffix(".tmp")               # written whole, then renamed: a kill never corrupts it
+        torch.save({"G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
+                    "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "gen": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(), "step": done, "history": history, "best": best,
+                    "elapsed": time.perf_counter() - t0}, tmp)
+        tmp.replace(state_path)
 
     bar = progress(range(start_step, config.steps), total=config.steps, desc="GAN", enabled=show_progress,
                    initial=start_step)
@@ -222,12 +236,7 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
             print(f"step {done}: " + ", ".join(f"{key} {value:.3f}" for key, value in history[-1].items()
                                                if key != "step"), flush=True)
         if done % config.checkpoint_every == 0 and done < config.steps:
-            tmp = state_path.with_suffix(".tmp")           # written whole, then renamed: a kill never corrupts it
-            torch.save({"G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
-                        "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "gen": gen.get_state(),
-                        "torch_rng": torch.get_rng_state(), "step": done, "history": history, "best": best,
-                        "elapsed": time.perf_counter() - t0}, tmp)
-            tmp.replace(state_path)
+            save_state(done)
     payload = {"kind": "generator", "config": g_config.as_dict(), "classes": list(dataset.classes),
                "steps": config.steps, "seed": config.seed, "recipe": _recipe(config)}
     if selector is not None:
@@ -241,7 +250,10 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
     payload["wall_seconds"] = round(time.perf_counter() - t0, 1)
     payload["state_dict"] = state_dict
     save_payload(payload, out)
-    state_path.unlink(missing_ok=True)
+    if keep_state and start_step < config.steps:
+        save_state(config.steps)                          # a later run with more steps continues from here
+    elif not keep_state:
+        state_path.unlink(missing_ok=True)
     return payload
 
 
