@@ -175,3 +175,21 @@ def test_dlg_runs_with_the_compiled_oracle():
     cfg = replace(get_preset("smoke").dlg, iterations=2, inner_steps=3, compile="on")
     rec = dlg(model, target.tensors, fl.ThreatModel("lenet"), cfg, batch_size=1)
     assert rec.images.shape == (1, 3, 32, 32) and torch.isfinite(rec.images).all()
+
+
+def test_the_compiled_graph_drops_the_weight_gradients_eager_double_backward_computes():
+    """tools/profile_oracle.py --graph-flops on LeNet (3 convolutions): eager PyTorch's convolution double backward
+    computes one unneeded weight gradient per layer that has an input gradient (layers 2 and 3); the traced graph
+    the compiler receives drops them, and keeps every other operator."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "tools" / "profile_oracle.py"
+    spec = importlib.util.spec_from_file_location("profile_oracle", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    counts = tool.graph_flops("lenet")
+    eager, graph = counts["eager"], counts["compiled graph"]
+    assert eager["aten.convolution"][0] - graph["aten.convolution"][0] == 2
+    assert eager["aten.convolution_backward"] == graph["aten.convolution_backward"]
+    assert graph["aten.convolution"][1] < eager["aten.convolution"][1]

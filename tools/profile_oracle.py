@@ -4,7 +4,7 @@ Issue 16 found with this that a third of the compiled ResNet-18 step was one gen
 11M-entry dummy update; the distances are now summed tensor by tensor (docs/results/README, issue 16).
 
     GIFD_THREADS=1 python tools/profile_oracle.py [--model resnet18] [--compile on|off] [--calls 5] [--kernels]
-                                                  [--quote NAME] [--compile-phases]
+                                                  [--quote NAME] [--compile-phases] [--graph-flops]
 
 ``--kernels`` names every inductor-generated C++ kernel in the table (``cpp.enable_kernel_profile``) instead of
 one "CompiledFxGraph" row. Prints seconds per call (after the compile) and the table sorted by self time; with
@@ -18,6 +18,11 @@ and waiting for the compiler workers (``async_compile.wait``: the ``g++`` jobs s
 loads, after code generation), with the number of kernels built; with ``--quote NAME`` also as a quote block.
 Inductor keeps its precompiled header in the system temporary directory, not in its cache: run with
 ``TMPDIR=$(mktemp -d)`` for a compile on a machine that never compiled before.
+
+``--graph-flops`` times nothing: it counts the FLOPs of one eager oracle call (``FlopCounterMode``, what
+``bench`` reports) and of the graph the compiler receives (AOTAutograd's traced step after dead-code
+elimination, each node by ``torch.utils.flop_counter``'s formulas), with the convolutions in each. Eager
+PyTorch's convolution double backward also computes a weight gradient nobody asked for; the traced graph drops it.
 """
 
 from __future__ import annotations
@@ -45,10 +50,14 @@ def main() -> None:
     parser.add_argument("--kernels", action="store_true")
     parser.add_argument("--quote", metavar="NAME", help="also print a quote block keyed by NAME (docs/results/*.md)")
     parser.add_argument("--compile-phases", action="store_true", help="where a cold compile's time goes")
+    parser.add_argument("--graph-flops", action="store_true", help="FLOPs of the eager and the compiled step")
     args = parser.parse_args()
     set_threads()
     if args.compile_phases:
         compile_phases(args.model, args.quote)
+        return
+    if args.graph_flops:
+        print_graph_flops(args.model, args.quote)
         return
     if args.kernels:
         import torch._inductor.config as inductor
@@ -113,6 +122,63 @@ def compile_phases(model_name: str, quote: str | None) -> None:
         print("```quote", *(f"{quote} {phase} seconds: {value:.1f}" for phase, value in seconds.items()),
               f"{quote} kernels: {kernels}", "```", sep="\n")
 
+
+def graph_flops(model_name: str) -> dict:
+    """{"eager" | "compiled graph": {operator: (calls, FLOPs)}} of one oracle call and of the compiler's graph of
+    the same step (traced by AOTAutograd, dead code eliminated; nothing is compiled to C++)."""
+    from torch._dynamo.backends.common import aot_autograd
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
+
+    model, _, y, target, shape = _bench_case(model_name, 1, torch.device("cpu"))
+    oracle = MatchingOracle(model, target, y, compile="off")
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(1))
+    counts = {"eager": {}, "compiled graph": {}}
+
+    def add(kind: str, packet, flops: int) -> None:
+        calls, total = counts[kind].get(str(packet), (0, 0))
+        counts[kind][str(packet)] = (calls + 1, total + flops)
+
+    class Eager(TorchDispatchMode):                   # FlopCounterMode's formulas, applied op by op
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func._overloadpacket in flop_registry:
+                add("eager", func._overloadpacket,
+                    flop_registry[func._overloadpacket](*args, **(kwargs or {}), out_val=out))
+            return out
+
+    with Eager():
+        oracle(x)
+
+    def count_graph(gm, example_inputs):
+        gm.graph.eliminate_dead_code()
+        for node in gm.graph.nodes:
+            packet = getattr(node.target, "_overloadpacket", None)
+            if node.op == "call_function" and packet in flop_registry:
+                value = lambda a: a.meta["val"] if isinstance(a, torch.fx.Node) else a   # noqa: E731
+                args = torch.fx.node.map_arg(node.args, value)
+                kwargs = torch.fx.node.map_arg(node.kwargs, value)
+                add("compiled graph", packet, flop_registry[packet](*args, **kwargs, out_val=node.meta["val"]))
+        return gm
+
+    torch.compile(oracle._step_for(torch.channels_last), backend=aot_autograd(fw_compiler=count_graph),
+                  dynamic=False)(x, y)
+    return counts
+
+
+def print_graph_flops(model_name: str, quote: str | None) -> None:
+    counts = graph_flops(model_name)
+    print(f"{model_name}, batch 1: GFLOP per step, and calls, by operator")
+    for kind, ops in counts.items():
+        print(f"{kind:15s} {sum(f for _, f in ops.values()) / 1e9:6.2f} GFLOP  " +
+              ", ".join(f"{op} {f / 1e9:.2f} ({n} calls)" for op, (n, f) in sorted(ops.items())))
+    if quote:
+        lines = []
+        for kind, ops in counts.items():
+            lines += [f"{quote} {kind} gflop: {sum(f for _, f in ops.values()) / 1e9:.4f}"]
+            lines += [f"{quote} {kind} {op.removeprefix('aten.')} calls: {n}" for op, (n, _) in sorted(ops.items())
+                      if "conv" in op]
+        print("```quote", *lines, "```", sep="\n")
 
 if __name__ == "__main__":
     main()
