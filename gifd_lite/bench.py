@@ -274,8 +274,11 @@ def report(rows: dict, command: str) -> str:
     for key, name in attack_names.items():
         if key in rows:
             lines.append(f"| {name}, marginal | {rows[key]:.4f} | {rows[key] / plain:.2f} | |")
-    lines += ["", f"One matching step is {rows['flops_per_step'] / 1e9:.2f} GFLOP (`torch.utils.flop_counter`); a "
-              f"1024² SGEMM ran at {rows['sgemm_gflops']:.1f} GFLOPS in the same run. Attacks are timed by their "
+    lines += ["", f"One matching step is {rows['flops_per_step'] / 1e9:.2f} GFLOP (`torch.utils.flop_counter`, an "
+              "eager call; every GFLOPS figure divides by it, though the compiled graph leaves out the weight "
+              "gradients eager double backward computes unasked, and does fewer: `tools/profile_oracle.py "
+              f"--graph-flops`, profile_oracle.md); a 1024² SGEMM ran at {rows['sgemm_gflops']:.1f} GFLOPS in the "
+              "same run. Attacks are timed by their "
               "marginal cost: two runs of different length, the difference over the extra iterations, so set-up "
               "and compile cancel; they use the compiled oracle when the oracle row above is compiled."]
     probe = rows.get("compile_probe")

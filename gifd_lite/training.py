@@ -74,7 +74,8 @@ def train_classifier(model: nn.Module, dataset: ImageSet, steps: int, batch_size
 
 @torch.no_grad()
 def _predictions(model: nn.Module, dataset: ImageSet, limit: int | None, batch_size: int):
-    """(predicted, true) labels of ``model`` (in eval mode) on the first ``limit`` images of ``dataset``."""
+    """(predicted, true) labels of ``model`` (in eval mode) on ``limit`` images of ``dataset`` evenly strided
+    over it (all of them by default)."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -91,7 +92,7 @@ def _predictions(model: nn.Module, dataset: ImageSet, limit: int | None, batch_s
 
 
 def accuracy(model: nn.Module, dataset: ImageSet, limit: int | None = None, batch_size: int = 500) -> float:
-    """Top-1 accuracy of ``model`` (in eval mode) on the first ``limit`` images of ``dataset``."""
+    """Top-1 accuracy of ``model`` (in eval mode) on ``limit`` images of ``dataset`` (evenly strided; default all)."""
     predicted, truth = _predictions(model, dataset, limit, batch_size)
     return int((predicted == truth).sum()) / len(truth)
 
@@ -101,5 +102,5 @@ def accuracy_per_class(model: nn.Module, dataset: ImageSet, limit: int | None = 
     """Top-1 accuracy of ``model`` on each class of ``dataset`` (the share of its images predicted as it); the
     yardstick for a generator's class fidelity by the same classifier (tools/judge_priors.py, issue 17)."""
     predicted, truth = _predictions(model, dataset, limit, batch_size)
-    return {name: float((predicted[truth == k] == k).float().mean()) for k, name in enumerate(dataset.classes)
-            if bool((truth == k).any())}
+    return {name: int((predicted[truth == k] == k).sum()) / int((truth == k).sum())
+            for k, name in enumerate(dataset.classes) if bool((truth == k).any())}

@@ -238,7 +238,7 @@ def test_noise_snr_is_the_energy_ratio():
 
 def test_accuracy_per_class_on_a_known_case():
     """A model that always answers class 1 is right on every class-1 image and on no other; the overall accuracy
-    is the image-weighted mean of the per-class ones."""
+    is the image-weighted mean of the per-class ones; a class without images is left out."""
     from gifd_lite.data import ImageSet
     from gifd_lite.training import accuracy, accuracy_per_class
 
@@ -251,6 +251,6 @@ def test_accuracy_per_class_on_a_known_case():
             return torch.tensor([0.0, 1.0, 0.0]).expand(len(x), 3) + 0 * self.w
 
     labels = np.array([0, 0, 1, 1, 1, 2], dtype=np.int64)
-    split = ImageSet(np.zeros((6, 32, 32, 3), np.uint8), labels, ("a", "b", "c"), "stub")
+    split = ImageSet(np.zeros((6, 32, 32, 3), np.uint8), labels, ("a", "b", "c", "d"), "stub")
     assert accuracy_per_class(AlwaysOne(), split, batch_size=4) == {"a": 0.0, "b": 1.0, "c": 0.0}
     assert accuracy(AlwaysOne(), split, batch_size=4) == pytest.approx(0.5)

@@ -191,5 +191,6 @@ def test_the_compiled_graph_drops_the_weight_gradients_eager_double_backward_com
     counts = tool.graph_flops("lenet")
     eager, graph = counts["eager"], counts["compiled graph"]
     assert eager["aten.convolution"][0] - graph["aten.convolution"][0] == 2
-    assert eager["aten.convolution_backward"] == graph["aten.convolution_backward"]
     assert graph["aten.convolution"][1] < eager["aten.convolution"][1]
+    assert eager.keys() == graph.keys() and "aten.convolution_backward" in eager
+    assert all(eager[op] == graph[op] for op in eager if op != "aten.convolution")

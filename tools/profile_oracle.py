@@ -139,7 +139,7 @@ def graph_flops(model_name: str) -> dict:
         calls, total = counts[kind].get(str(packet), (0, 0))
         counts[kind][str(packet)] = (calls + 1, total + flops)
 
-    class Eager(TorchDispatchMode):                   # FlopCounterMode's formulas, applied op by op
+    class EagerOpCounter(TorchDispatchMode):          # FlopCounterMode's formulas, applied op by op
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             out = func(*args, **(kwargs or {}))
             if func._overloadpacket in flop_registry:
@@ -147,17 +147,19 @@ def graph_flops(model_name: str) -> dict:
                     flop_registry[func._overloadpacket](*args, **(kwargs or {}), out_val=out))
             return out
 
-    with Eager():
+    with EagerOpCounter():
         oracle(x)
+
+    def traced_value(a):                              # a graph node's example value (a fake tensor)
+        return a.meta["val"] if isinstance(a, torch.fx.Node) else a
 
     def count_graph(gm, example_inputs):
         gm.graph.eliminate_dead_code()
         for node in gm.graph.nodes:
             packet = getattr(node.target, "_overloadpacket", None)
             if node.op == "call_function" and packet in flop_registry:
-                value = lambda a: a.meta["val"] if isinstance(a, torch.fx.Node) else a   # noqa: E731
-                args = torch.fx.node.map_arg(node.args, value)
-                kwargs = torch.fx.node.map_arg(node.kwargs, value)
+                args = torch.fx.node.map_arg(node.args, traced_value)
+                kwargs = torch.fx.node.map_arg(node.kwargs, traced_value)
                 add("compiled graph", packet, flop_registry[packet](*args, **kwargs, out_val=node.meta["val"]))
         return gm
 

@@ -139,8 +139,9 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
     the best-scoring EMA snapshot (:func:`snapshot_score`, every ``select_every`` steps and at the end), and
     ``payload["selection"]`` lists every score; without one it is the last step. The resumable state is kept
     at ``state_path`` (default: ``out`` with the suffix ``.resume.pt``) and deleted when training ends, unless
-    ``keep_state``: then it is saved at the last step, and a later run with more ``steps`` continues this one with
-    the same steps as a run planned that long (its selection history also keeps this run's final score).
+    ``keep_state``: then it is saved at the last step as a run planned longer would have it there, and a later run
+    with more ``steps`` continues this one exactly. A state made with other settings (recipe, seed, size, classes)
+    is refused, as is one past ``steps``.
     """
     out = Path(out)
     device = torch.device(device)
@@ -158,16 +159,24 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
     state_path = Path(state_path) if state_path else out.with_suffix(".resume.pt")
     state_path.parent.mkdir(parents=True, exist_ok=True)
     start_step, elapsed, history, best = 0, 0.0, [], None
+    # what makes two runs the same run, whatever their --steps: a state made with anything else is refused
+    run = {**_recipe(config), "seed": config.seed, "width": config.width, "z_dim": config.z_dim,
+           "conditioning": config.conditioning, "classes": list(dataset.classes)}
     if resume and state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=False)  # our own resume file
+        if state["step"] > config.steps:
+            raise GifdError(f"the training state {state_path} is at step {state['step']}, past --steps "
+                            f"{config.steps}: ask for at least that many steps, or start afresh with --no-resume")
+        changed = sorted(key for key in run.keys() | state.get("run", run).keys()
+                         if state.get("run", run).get(key) != run.get(key))
+        if changed:
+            raise GifdError(f"the training state {state_path} was made with other settings ({', '.join(changed)}): "
+                            "resume with the same ones, or start afresh with --no-resume")
         for module, key in ((G, "G"), (D, "D"), (G_ema, "G_ema"), (opt_g, "opt_g"), (opt_d, "opt_d")):
             module.load_state_dict(state[key])
         gen.set_state(state["gen"])
         torch.set_rng_state(state["torch_rng"])
         start_step, elapsed = state["step"], state["elapsed"]
-        if start_step > config.steps:
-            raise GifdError(f"the training state {state_path} is at step {start_step}, past --steps {config.steps}: "
-                            "ask for at least that many steps, or start afresh with --no-resume")
         history, best = state.get("history", []), state.get("best")
         print(f"resuming from step {start_step}")
     augment = (lambda x: diff_augment(x, gen)) if config.augment else (lambda x: x)  # noqa: E731
@@ -183,12 +192,12 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
         if best is None or row["score"] > best["row"]["score"]:
             best = {"row": row, "state_dict": {n: v.detach().cpu() for n, v in snapshot.state_dict().items()}}
 
-    def save_state(done: int):
+    def save_state(done: int, now: float | None = None):
         tmp = state_path.with_suffix(".tmp")               # written whole, then renamed: a kill never corrupts it
         torch.save({"G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
                     "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "gen": gen.get_state(),
                     "torch_rng": torch.get_rng_state(), "step": done, "history": history, "best": best,
-                    "elapsed": time.perf_counter() - t0}, tmp)
+                    "elapsed": (now or time.perf_counter()) - t0, "run": run}, tmp)
         tmp.replace(state_path)
 
     bar = progress(range(start_step, config.steps), total=config.steps, desc="GAN", enabled=show_progress,
@@ -237,11 +246,19 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
                                                if key != "step"), flush=True)
         if done % config.checkpoint_every == 0 and done < config.steps:
             save_state(done)
+    loop_end = time.perf_counter()
+    # kept for a longer run: saved as that run would be at this step, before the end-of-run work below (its final
+    # scoring, which a longer run does only at multiples of select_every, and the standing statistics of G_ema)
+    keep = keep_state and start_step < config.steps
+    if keep:
+        save_state(config.steps, loop_end)
     payload = {"kind": "generator", "config": g_config.as_dict(), "classes": list(dataset.classes),
                "steps": config.steps, "seed": config.seed, "recipe": _recipe(config)}
     if selector is not None:
         if not history or history[-1]["step"] != config.steps:   # a run resumed at its end was scored already
             score_snapshot(config.steps)
+            if keep and config.steps % config.select_every == 0:  # a longer run scores this step too
+                save_state(config.steps, loop_end)
         payload["selection"] = {"chosen_step": best["row"]["step"], "history": history}
         state_dict = best["state_dict"]
     else:
@@ -250,9 +267,7 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
     payload["wall_seconds"] = round(time.perf_counter() - t0, 1)
     payload["state_dict"] = state_dict
     save_payload(payload, out)
-    if keep_state and start_step < config.steps:
-        save_state(config.steps)                          # a later run with more steps continues from here
-    elif not keep_state:
+    if not keep_state:
         state_path.unlink(missing_ok=True)
     return payload
 
