@@ -292,9 +292,10 @@ def test_fit_to_image_can_learn_the_class_mixture(generator):
 
 
 def test_a_kept_state_continues_a_finished_run_as_if_planned_longer(tmp_path):
-    """keep_state: a 3-step run (its end scored by the selector, which a 4-step run never does at step 3) keeps
-    its state; a 4-step run from it ships the same weights and selection history as a straight 4-step run. A kept
-    state is refused when asked for fewer steps or with other settings, with a clear message."""
+    """keep_state: runs of 3 steps (its end scored by the selector, which a 4-step run never does at step 3) and of
+    2 steps (scored at its end as a 4-step run scores step 2) keep their states; 4-step runs from them end in the
+    same training state (G, D, EMA, optimisers) and ship the same snapshot and selection history as a straight
+    4-step run. A kept state is refused when asked for fewer steps or with other settings, with a clear message."""
     from dataclasses import replace
 
     from gifd_lite.gan.train import GANTrainingConfig, train_gan
@@ -304,20 +305,32 @@ def test_a_kept_state_continues_a_finished_run_as_if_planned_longer(tmp_path):
     selector.classes = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
     config = GANTrainingConfig(steps=4, batch_size=4, width=8, z_dim=16, sample_every=100, checkpoint_every=100,
                                select_every=2, ema_start=0)
-    straight = train_gan(_tiny_dataset(), tmp_path / "a.pt", config, show_progress=False, selector=selector)
-    short = train_gan(_tiny_dataset(), tmp_path / "k.pt", replace(config, steps=3), show_progress=False,
-                      selector=selector, keep_state=True)
-    assert [row["step"] for row in short["selection"]["history"]] == [2, 3]
-    kept = torch.load(tmp_path / "k.resume.pt", weights_only=False)
-    assert kept["step"] == 3 and [row["step"] for row in kept["history"]] == [2]
-    continued = train_gan(_tiny_dataset(), tmp_path / "k.pt", config, show_progress=False, selector=selector,
-                          keep_state=True)
-    for key, value in straight["state_dict"].items():
-        assert torch.equal(value, continued["state_dict"][key]), key
-    assert continued["selection"] == straight["selection"]
-    assert torch.load(tmp_path / "k.resume.pt", weights_only=False)["step"] == 4
+
+    def run(name, steps):
+        return train_gan(_tiny_dataset(), tmp_path / f"{name}.pt", replace(config, steps=steps),
+                         show_progress=False, selector=selector, keep_state=True)
+
+    def state(name):
+        return torch.load(tmp_path / f"{name}.resume.pt", weights_only=False)
+
+    straight = run("a", 4)
+    assert [row["step"] for row in run("k", 3)["selection"]["history"]] == [2, 3]
+    assert state("k")["step"] == 3 and [row["step"] for row in state("k")["history"]] == [2]
+    run("j", 2)
+    assert state("j")["step"] == 2 and [row["step"] for row in state("j")["history"]] == [2]
+    for name in ("k", "j"):
+        continued = run(name, 4)
+        assert continued["selection"] == straight["selection"]
+        for key, value in straight["state_dict"].items():
+            assert torch.equal(value, continued["state_dict"][key]), key
+        for part in ("G", "D", "G_ema"):
+            for key, value in state("a")[part].items():
+                assert torch.equal(value, state(name)[part][key]), (name, part, key)
+        assert state(name)["step"] == 4
     with pytest.raises(GifdError, match="at step 4, past --steps 3"):
-        train_gan(_tiny_dataset(), tmp_path / "k.pt", replace(config, steps=3), show_progress=False)
+        train_gan(_tiny_dataset(), tmp_path / "k.pt", replace(config, steps=3), show_progress=False, selector=selector)
     with pytest.raises(GifdError, match=r"other settings \(lr_g, seed\)"):
         train_gan(_tiny_dataset(), tmp_path / "k.pt", replace(config, steps=6, lr_g=1e-3, seed=1),
-                  show_progress=False)
+                  show_progress=False, selector=selector)
+    with pytest.raises(GifdError, match=r"other settings \(selector\)"):
+        train_gan(_tiny_dataset(), tmp_path / "k.pt", replace(config, steps=6), show_progress=False)

@@ -140,8 +140,8 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
     ``payload["selection"]`` lists every score; without one it is the last step. The resumable state is kept
     at ``state_path`` (default: ``out`` with the suffix ``.resume.pt``) and deleted when training ends, unless
     ``keep_state``: then it is saved at the last step as a run planned longer would have it there, and a later run
-    with more ``steps`` continues this one exactly. A state made with other settings (recipe, seed, size, classes)
-    is refused, as is one past ``steps``.
+    with more ``steps`` continues this one exactly. A state made with other settings (recipe, seed, size, classes,
+    selection) is refused, as is one past ``steps``.
     """
     out = Path(out)
     device = torch.device(device)
@@ -160,8 +160,9 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
     state_path.parent.mkdir(parents=True, exist_ok=True)
     start_step, elapsed, history, best = 0, 0.0, [], None
     # what makes two runs the same run, whatever their --steps: a state made with anything else is refused
-    run = {**_recipe(config), "seed": config.seed, "width": config.width, "z_dim": config.z_dim,
-           "conditioning": config.conditioning, "classes": list(dataset.classes)}
+    run = {**_recipe(config), "betas": list(config.betas), "seed": config.seed, "width": config.width,
+           "z_dim": config.z_dim, "conditioning": config.conditioning, "classes": list(dataset.classes),
+           "selector": selector is not None, "select_every": config.select_every}
     if resume and state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=False)  # our own resume file
         if state["step"] > config.steps:
@@ -249,16 +250,15 @@ def train_gan(dataset: ImageSet, out: str | Path, config: GANTrainingConfig = GA
     loop_end = time.perf_counter()
     # kept for a longer run: saved as that run would be at this step, before the end-of-run work below (its final
     # scoring, which a longer run does only at multiples of select_every, and the standing statistics of G_ema)
-    keep = keep_state and start_step < config.steps
-    if keep:
+    if keep_state and start_step < config.steps:
+        if selector is not None and config.steps % config.select_every == 0:
+            score_snapshot(config.steps)                 # a longer run scores this step too
         save_state(config.steps, loop_end)
     payload = {"kind": "generator", "config": g_config.as_dict(), "classes": list(dataset.classes),
                "steps": config.steps, "seed": config.seed, "recipe": _recipe(config)}
     if selector is not None:
         if not history or history[-1]["step"] != config.steps:   # a run resumed at its end was scored already
             score_snapshot(config.steps)
-            if keep and config.steps % config.select_every == 0:  # a longer run scores this step too
-                save_state(config.steps, loop_end)
         payload["selection"] = {"chosen_step": best["row"]["step"], "history": history}
         state_dict = best["state_dict"]
     else:
