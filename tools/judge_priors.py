@@ -4,7 +4,7 @@
 
 For each generator in data/MANIFEST (the shared-embedding priors ``cifar10``, ``cifar10-5``, the strongly
 conditioned ``cifar10-strong``, ``cifar10-5-strong``, the same recipe trained longer, ``-long``, and with the
-mode-seeking term, ``-ms``):
+mode-seeking term, ``-ms`` and ``-ms-long``):
 
 - class fidelity by the judge (the shipped classifier, never used in training or snapshot selection),
   100 samples per class, no truncation — notebook 03's measurement at the laptop preset;
