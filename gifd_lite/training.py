@@ -1,7 +1,8 @@
 """Training a task model on CIFAR-10, briefly (notebook 02: attacks on trained vs untrained models).
 
 Plain mini-batch SGD with momentum on cross-entropy, random crops and flips, a cosine learning-rate
-schedule; :func:`accuracy` scores a model on a split (:func:`accuracy_per_class` class by class). Deterministic for a given seed on CPU.
+schedule; :func:`accuracy` scores a model on a split (:func:`accuracy_per_class` class by class).
+Deterministic for a given seed on CPU.
 """
 
 from __future__ import annotations

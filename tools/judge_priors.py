@@ -32,10 +32,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from gifd_lite import data, prior_report  # noqa: E402
-from gifd_lite.training import accuracy, accuracy_per_class  # noqa: E402
 from gifd_lite.gan import analysis, load_classifier, load_generator  # noqa: E402
 from gifd_lite.gan.checkpoint import load_payload, read_manifest  # noqa: E402
 from gifd_lite.runtime import seed_everything  # noqa: E402
+from gifd_lite.training import accuracy, accuracy_per_class  # noqa: E402
 
 RESULTS = ROOT / "docs" / "results"
 HEADROOM_IMAGES, HEADROOM_STEPS = 10, 200        # notebook 03's laptop preset
