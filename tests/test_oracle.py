@@ -194,3 +194,19 @@ def test_the_compiled_graph_drops_the_weight_gradients_eager_double_backward_com
     assert graph["aten.convolution"][1] < eager["aten.convolution"][1]
     assert eager.keys() == graph.keys() and "aten.convolution_backward" in eager
     assert all(eager[op] == graph[op] for op in eager if op != "aten.convolution")
+
+
+def test_thread_scaling_profiles_the_step_in_one_and_in_two_thread_processes():
+    """tools/profile_oracle.py --thread-scaling on LeNet, eager: each child process really ran at its thread
+    count (checked by the tool), and both report the step and its convolutions' self time."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "tools" / "profile_oracle.py"
+    spec = importlib.util.spec_from_file_location("profile_oracle", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    runs = tool.thread_scaling("lenet", "off", calls=1, rows=5, quote=None)
+    assert set(runs) == {1, 2}
+    for by_op in runs.values():
+        assert by_op["step"] > 0 and by_op["aten::convolution_backward"] > 0

@@ -5,6 +5,7 @@ Issue 16 found with this that a third of the compiled ResNet-18 step was one gen
 
     GIFD_THREADS=1 python tools/profile_oracle.py [--model resnet18] [--compile on|off] [--calls 5] [--kernels]
                                                   [--quote NAME] [--compile-phases] [--graph-flops]
+                                                  [--thread-scaling]
 
 ``--kernels`` names every inductor-generated C++ kernel in the table (``cpp.enable_kernel_profile``) instead of
 one "CompiledFxGraph" row. Prints seconds per call (after the compile) and the table sorted by self time; with
@@ -18,6 +19,11 @@ and waiting for the compiler workers (``async_compile.wait``: the ``g++`` jobs s
 loads, after code generation), with the number of kernels built; with ``--quote NAME`` also as a quote block.
 Inductor keeps its precompiled header in the system temporary directory, not in its cache: run with
 ``TMPDIR=$(mktemp -d)`` for a compile on a machine that never compiled before.
+
+``--thread-scaling`` profiles the step twice, in two fresh processes at one and at two torch threads (inductor
+specialises its kernels on the thread count), and prints each operator's self time per call at both and how much
+the second thread bought it (1-thread time / 2-thread time): the inductor-generated kernels summed as one row, the
+aten operators by name; with ``--quote NAME`` also as a quote block. Run it on a quiet machine.
 
 ``--graph-flops`` times nothing: it counts the FLOPs of one eager oracle call (``FlopCounterMode``, what
 ``bench`` reports) and of the graph the compiler receives (AOTAutograd's traced step after dead-code
@@ -51,7 +57,12 @@ def main() -> None:
     parser.add_argument("--quote", metavar="NAME", help="also print a quote block keyed by NAME (docs/results/*.md)")
     parser.add_argument("--compile-phases", action="store_true", help="where a cold compile's time goes")
     parser.add_argument("--graph-flops", action="store_true", help="FLOPs of the eager and the compiled step")
+    parser.add_argument("--thread-scaling", action="store_true", help="each operator's time at one and two threads")
+    parser.add_argument("--by-op-json", metavar="PATH", help=argparse.SUPPRESS)   # --thread-scaling's child runs
     args = parser.parse_args()
+    if args.thread_scaling:
+        thread_scaling(args.model, args.compile, args.calls, args.rows, args.quote)
+        return
     set_threads()
     if args.compile_phases:
         compile_phases(args.model, args.quote)
@@ -80,6 +91,15 @@ def main() -> None:
             oracle(x)
     events = prof.key_averages()
     print(events.table(sort_by="self_cpu_time_total", row_limit=args.rows))
+    if args.by_op_json:
+        import json
+
+        by_op = {"threads": torch.get_num_threads(), "step": seconds}
+        for e in events:                      # seconds per call; generated kernels summed into one row
+            key = "generated kernels" if e.key.startswith("graph_") else e.key
+            if not key.startswith("## Call CompiledFxGraph"):
+                by_op[key] = by_op.get(key, 0.0) + e.self_cpu_time_total / 1e6 / args.calls
+        Path(args.by_op_json).write_text(json.dumps(by_op))
     if args.quote:
         total = sum(e.self_cpu_time_total for e in events)
         convolutions = sum(e.self_cpu_time_total for e in events if "conv" in e.key and e.key.startswith("aten::"))
@@ -87,6 +107,48 @@ def main() -> None:
         print("```quote", f"{args.quote} seconds: {seconds:.6f}",
               f"{args.quote} convolution share: {convolutions / total:.4f}",
               f"{args.quote} largest generated kernel share: {generated / total:.4f}", "```", sep="\n")
+
+
+def thread_scaling(model_name: str, compile: str, calls: int, rows: int, quote: str | None) -> dict:
+    """{1: {operator: seconds per call}, 2: {...}}, each from its own process, and the table printed."""
+    import json
+    import os
+    import subprocess
+    import tempfile
+
+    runs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for threads in (1, 2):
+            path = Path(tmp) / f"{threads}.json"
+            env = dict(os.environ, GIFD_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+            subprocess.run([sys.executable, __file__, "--model", model_name, "--compile", compile, "--calls",
+                            str(calls), "--kernels", "--by-op-json", str(path)],
+                           env=env, check=True, stdout=subprocess.DEVNULL)
+            runs[threads] = json.loads(path.read_text())
+            if runs[threads].pop("threads") != threads:
+                raise SystemExit(f"profile_oracle: the {threads}-thread run ran at another thread count")
+    one, two = runs[1], runs[2]
+    shown = ["step"] + sorted((k for k in two if k != "step"), key=lambda k: -two[k])[:rows]
+    print(f"{model_name}, compile {compile}: self time per call (ms) at 1 and 2 threads, and 1-thread / 2-thread")
+    lines = []
+    for key in shown:
+        a, b = one.get(key, 0.0), two[key]
+        ratio = a / b if b > 0 else float("nan")
+        print(f"{key[:48]:48s} {a * 1e3:9.2f} {b * 1e3:9.2f} {ratio:6.2f}x")
+        name = key.removeprefix("aten::")
+        lines += [f"{quote} {name} 1 thread ms: {a * 1e3:.3f}", f"{quote} {name} 2 threads ms: {b * 1e3:.3f}",
+                  f"{quote} {name} speedup: {ratio:.3f}"]
+    fallback = [sum(v for k, v in run.items() if "slow_conv" in k) for run in (one, two)]   # PyTorch's unblocked
+    if fallback[1] > 0:
+        print(f"{'unblocked convolutions (slow_conv*), summed':48s} {fallback[0] * 1e3:9.2f} {fallback[1] * 1e3:9.2f} "
+              f"{fallback[0] / fallback[1]:6.2f}x, {fallback[1] / two['step']:.0%} of the 2-thread step")
+        lines += [f"{quote} unblocked convolutions 1 thread ms: {fallback[0] * 1e3:.3f}",
+                  f"{quote} unblocked convolutions 2 threads ms: {fallback[1] * 1e3:.3f}",
+                  f"{quote} unblocked convolutions speedup: {fallback[0] / fallback[1]:.3f}",
+                  f"{quote} unblocked convolutions 2 threads share: {fallback[1] / two['step']:.4f}"]
+    if quote:
+        print("```quote", *lines, "```", sep="\n")
+    return runs
 
 
 # the phases of one cold compile, each a timer of torch._dynamo.utils.compile_times (seconds, summed over calls)
