@@ -119,6 +119,7 @@ def report(judged: dict, real: dict | None = None) -> str:
                   f"{name} diversity ratio: {b['diversity_pixel']['ratio']:.6f}",
                   f"{name} latent: {b['headroom_latent_psnr']:.6f}", f"{name} 8x8: {b['headroom_stage2_psnr']:.6f}",
                   f"{name} steps: {b['steps']}", f"{name} minutes: {b['wall_seconds'] / 60:.1f}"]
+        lines += [f"{name} class {c}: {v:.6f}" for c, v in b["fidelity_per_class"].items()]
     lines += ["```", ""]
     return "\n".join(lines)
 
