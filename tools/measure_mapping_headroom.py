@@ -87,9 +87,7 @@ def report(rows: list[dict], classes: list[str], prior: str, default: bool, in_c
                   "but on ten test images of the prior's own classes (every 500th image of those classes), so the "
                   "right class code is known: `none` and `oracle` are both the true class. PSNR (dB) of the best "
                   "G(z, c). How far the true class beats the others here measures how much this prior's class "
-                  "code moves the latent stage's pixel fit when the image belongs to one of its classes.",
-                  "", "| image | class | " + " | ".join(classes) +
-                  " | soft | none | oracle | best class | soft's top class |", "|---|---|" + "---|" * (k + 5)]
+                  "code moves the latent stage's pixel fit when the image belongs to one of its classes."]
     else:
         lines += [f"Oracle pixel fit of the latent z of the 5-class prior `{prior}` (`fit_to_image`, {RESTARTS} "
                   f"restarts × {STEPS} Adam steps) to each of the `label_mapping` table's ten client images, once per "
@@ -97,9 +95,9 @@ def report(rows: list[dict], classes: list[str], prior: str, default: bool, in_c
                   "code, whatever the attacked model. `none` conditions on the FL label's index (dog → airplane, …), "
                   "`oracle` on the semantic neighbour; `best` is the best of the five classes for that image (an "
                   "ideal hard mapping); `soft` optimises the class mixture softmax(a) with z from the uniform "
-                  "mixture (the soft mapping's ceiling; its arg-max class in the last column).",
-                  "", "| image | FL class | " + " | ".join(classes) +
-                  " | soft | none | oracle | best class | soft's top class |", "|---|---|" + "---|" * (k + 5)]
+                  "mixture (the soft mapping's ceiling; its arg-max class in the last column)."]
+    lines += ["", f"| image | {'class' if in_class else 'FL class'} | " + " | ".join(classes) +
+              " | soft | none | oracle | best class | soft's top class |", "|---|---|" + "---|" * (k + 5)]
     for r in rows:
         best = max(range(k), key=r["psnr"].__getitem__)
         cells = " | ".join(f"{p:.2f}" for p in r["psnr"])

@@ -8,7 +8,7 @@ runs' output, paired: ``stage_minus_output``), its mean final gradient loss and 
 paired differences the
 lessons quote (``gifd_lite.paired``): GIFD minus each other attack in the same setting, each radius minus no
 ball, each label mapping minus none, each stop minus the full run, the adaptive attacker minus the plain one,
-the unrolling attacker minus the plain one; for ``reproduce_strong/`` (another prior) also each cell minus the
+the unrolling attacker minus the plain one; for ``reproduce_strong/`` and ``reproduce_ms/`` (other priors) also each cell minus the
 same cell of ``reproduce/`` (``versus_default_prior``), and for ``defenses`` each cell minus the same attack on the
 clean update of ``main`` (``versus_clean``) and how far the cosine attacks' runs that pose the same problem differ
 (``same_problem``: the clean run and the four clipping cells); a re-run table keeps what its replaced records said under
@@ -34,7 +34,8 @@ from gifd_lite.experiments import is_current, read_records  # noqa: E402
 from gifd_lite.paired import cell_key, compare_cells, load_records, mean_ci, paired_difference, values  # noqa: E402
 from gifd_lite.reproduce import _agrees_with_oracle  # noqa: E402
 
-DIRS = ("reproduce", "reproduce_resnet18", "reproduce_strong")
+OTHER_PRIOR_DIRS = ("reproduce_strong", "reproduce_ms")     # tables made with another prior than each scenario's
+DIRS = ("reproduce", "reproduce_resnet18", *OTHER_PRIOR_DIRS)
 PAIRED_KEYS = ("n", "mean", "ci", "higher", "lower", "wilcoxon_p")     # what a paired entry keeps of the test
 
 
@@ -152,7 +153,7 @@ def versus(records: list[dict], reference: list[dict], match, label: str) -> dic
 
 
 def versus_default_prior(records: list[dict], default: list[dict]) -> dict:
-    """A table run with another prior (``reproduce_strong``) minus the same cell of the default prior's table."""
+    """A table run with another prior (``reproduce_strong``, ``reproduce_ms``) minus the same cell of the default prior's table."""
     return versus(records, default, lambda cell: cell, "default prior")
 
 
@@ -216,7 +217,7 @@ def summarise(directory: Path) -> dict:
                          "mean ± 95% t-CI, paired differences on the same (image, seed); previous: the same from the records "
                          "of an earlier protocol or prior that a re-run replaced"
                          + ("; versus_default_prior: each cell minus the same cell of ../reproduce/ (the default "
-                            "prior), same images" if directory.name == "reproduce_strong" else "")
+                            "prior), same images" if directory.name in OTHER_PRIOR_DIRS else "")
                          + ("; defenses versus_clean: each cell minus the same attack in main (the clean update), "
                             "same images; defenses same_problem: for IG and GIFD (cosine), the spread of the five runs "
                             "per image that differ only by float rounding (clean and the four clipping cells) and the "
@@ -230,7 +231,7 @@ def summarise(directory: Path) -> dict:
         if earlier and earlier != records:
             table_summary["previous"] = summarise_with_pairs(path.stem, earlier)
         default = directory.parent / "reproduce" / path.name
-        if directory.name == "reproduce_strong" and default.is_file():
+        if directory.name in OTHER_PRIOR_DIRS and default.is_file():
             against = versus_default_prior(records, load_records(default))
             if against:
                 table_summary["versus_default_prior"] = against
