@@ -197,8 +197,9 @@ def test_the_compiled_graph_drops_the_weight_gradients_eager_double_backward_com
 
 
 def test_thread_scaling_profiles_the_step_in_one_and_in_two_thread_processes():
-    """tools/profile_oracle.py --thread-scaling on LeNet, eager: each child process really ran at its thread
-    count (checked by the tool), and both report the step and its convolutions' self time."""
+    """tools/profile_oracle.py --thread-scaling on LeNet, eager: each child process set the thread count it was
+    given (the tool stops if the environment did not reach it), and both report the step and its convolutions'
+    self time."""
     import importlib.util
     from pathlib import Path
 

@@ -128,12 +128,13 @@ def thread_scaling(model_name: str, compile: str, calls: int, rows: int, quote: 
             if runs[threads].pop("threads") != threads:
                 raise SystemExit(f"profile_oracle: the {threads}-thread run ran at another thread count")
     one, two = runs[1], runs[2]
-    shown = ["step"] + sorted((k for k in two if k != "step"), key=lambda k: -two[k])[:rows]
+    operators = (set(one) | set(two)) - {"step"}          # an operator seen in one run only counts 0 in the other
+    shown = ["step"] + sorted(operators, key=lambda k: -two.get(k, 0.0))[:rows]
     print(f"{model_name}, compile {compile}: self time per call (ms) at 1 and 2 threads, and 1-thread / 2-thread")
     lines = []
     for key in shown:
-        a, b = one.get(key, 0.0), two[key]
-        ratio = a / b if b > 0 else float("nan")
+        a, b = one.get(key, 0.0), two.get(key, 0.0)
+        ratio = a / b if a > 0 and b > 0 else float("nan")       # nan: absent from one of the runs
         print(f"{key[:48]:48s} {a * 1e3:9.2f} {b * 1e3:9.2f} {ratio:6.2f}x")
         name = key.removeprefix("aten::")
         lines += [f"{quote} {name} 1 thread ms: {a * 1e3:.3f}", f"{quote} {name} 2 threads ms: {b * 1e3:.3f}",
@@ -141,7 +142,7 @@ def thread_scaling(model_name: str, compile: str, calls: int, rows: int, quote: 
     fallback = [sum(v for k, v in run.items() if "slow_conv" in k) for run in (one, two)]   # PyTorch's unblocked
     if fallback[1] > 0:
         print(f"{'unblocked convolutions (slow_conv*), summed':48s} {fallback[0] * 1e3:9.2f} {fallback[1] * 1e3:9.2f} "
-              f"{fallback[0] / fallback[1]:6.2f}x, {fallback[1] / two['step']:.0%} of the 2-thread step")
+              f"{fallback[0] / fallback[1]:6.2f}x, {fallback[1] / two['step']:.0%} of the unprofiled 2-thread step's time")
         lines += [f"{quote} unblocked convolutions 1 thread ms: {fallback[0] * 1e3:.3f}",
                   f"{quote} unblocked convolutions 2 threads ms: {fallback[1] * 1e3:.3f}",
                   f"{quote} unblocked convolutions speedup: {fallback[0] / fallback[1]:.3f}",
