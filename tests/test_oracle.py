@@ -177,10 +177,8 @@ def test_dlg_runs_with_the_compiled_oracle():
     assert rec.images.shape == (1, 3, 32, 32) and torch.isfinite(rec.images).all()
 
 
-def test_the_compiled_graph_drops_the_weight_gradients_eager_double_backward_computes():
-    """tools/profile_oracle.py --graph-flops on LeNet (3 convolutions): eager PyTorch's convolution double backward
-    computes one unneeded weight gradient per layer that has an input gradient (layers 2 and 3); the traced graph
-    the compiler receives drops them, and keeps every other operator."""
+def _profile_oracle_tool():
+    """tools/profile_oracle.py as a module (tools/ is not a package)."""
     import importlib.util
     from pathlib import Path
 
@@ -188,6 +186,14 @@ def test_the_compiled_graph_drops_the_weight_gradients_eager_double_backward_com
     spec = importlib.util.spec_from_file_location("profile_oracle", path)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
+    return tool
+
+
+def test_the_compiled_graph_drops_the_weight_gradients_eager_double_backward_computes():
+    """tools/profile_oracle.py --graph-flops on LeNet (3 convolutions): eager PyTorch's convolution double backward
+    computes one unneeded weight gradient per layer that has an input gradient (layers 2 and 3); the traced graph
+    the compiler receives drops them, and keeps every other operator."""
+    tool = _profile_oracle_tool()
     counts = tool.graph_flops("lenet")
     eager, graph = counts["eager"], counts["compiled graph"]
     assert eager["aten.convolution"][0] - graph["aten.convolution"][0] == 2
@@ -200,13 +206,7 @@ def test_thread_scaling_profiles_the_step_in_one_and_in_two_thread_processes():
     """tools/profile_oracle.py --thread-scaling on LeNet, eager: each child process set the thread count it was
     given (the tool stops if the environment did not reach it), and both report the step and its convolutions'
     self time."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "tools" / "profile_oracle.py"
-    spec = importlib.util.spec_from_file_location("profile_oracle", path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = _profile_oracle_tool()
     runs = tool.thread_scaling("lenet", "off", calls=1, rows=5, quote=None)
     assert set(runs) == {1, 2}
     for by_op in runs.values():
