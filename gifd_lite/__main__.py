@@ -144,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--compile", default="on", choices=["on", "off"], help="also time the compiled oracle and "
                    "compile every attack's oracle (default on where a C++ compiler is found)")
     b.add_argument("--markdown", help="also write the report (docs/results/bench_<model>.md) to this file")
+    b.add_argument("--rounds", type=int, default=1, help="time the reference, the compiled oracle and every attack "
+                   "this many times, one after another, and keep each one's fastest (steadier ratios on a drifting machine)")
     b.add_argument("--compile-probe", action="store_true",
                    help="also measure compile seconds cold and warm in two fresh processes (a few minutes)")
     b.add_argument("--device", default="auto")
@@ -527,10 +529,10 @@ def cmd_bench(args) -> dict:
     from .runtime import resolve_device, set_threads
 
     set_threads()
-    if args.iterations < 4 or not 1 <= args.batch_size <= 10:
-        raise UsageError("--iterations must be at least 4 and --batch-size between 1 and 10")
+    if args.iterations < 4 or not 1 <= args.batch_size <= 10 or args.rounds < 1:
+        raise UsageError("--iterations must be at least 4, --batch-size between 1 and 10 and --rounds at least 1")
     rows = bench(args.model, args.iterations, args.batch_size, device=resolve_device(args.device), methods=args.methods,
-                 compile=args.compile == "on", probe=args.compile_probe)
+                 compile=args.compile == "on", probe=args.compile_probe, rounds=args.rounds)
     if args.markdown:
         from .bench import report
 

@@ -214,41 +214,56 @@ def compile_probe(model_name: str = "resnet18", batch_size: int = 1, device="cpu
 
 def bench(model_name: str = "resnet18", iterations: int = 30, batch_size: int = 1, prior: str = "cifar10",
           device: torch.device | str = "cpu", methods=("ig", "gifd", "gias", "ggl"), seed: int = 0,
-          compile: bool = True, probe: bool = False) -> dict:
-    """Seconds per iteration of the plain loops, the oracle and each attack, FLOPs and GFLOPS (one process)."""
+          compile: bool = True, probe: bool = False, rounds: int = 1) -> dict:
+    """Seconds per iteration of the plain loops, the oracle and each attack, FLOPs and GFLOPS (one process).
+
+    With ``rounds`` > 1 the reference loop, the compiled oracle and every attack are timed again in each round,
+    one after another, and each keeps its fastest round (``<key>_rounds`` lists them all): on a machine whose
+    speed drifts by ±10% over minutes, a reference timed once at the start and attacks timed minutes later
+    give ratios that move by as much; per-round ratios (``<key>_round_ratios``) show the spread."""
     from .attacks.oracle import MatchingOracle, compile_available
 
     device = torch.device(device)
     model, grads, y, target, shape = _bench_case(model_name, batch_size, device, seed)
     rows = {"model": model_name, "batch_size": batch_size, "iterations": iterations,
-            "threads": torch.get_num_threads(), "device": str(device)}
+            "threads": torch.get_num_threads(), "device": str(device), "rounds": rounds}
     rows["sgemm_gflops"] = sgemm_gflops(device=device)
-    plain = plain_matching_seconds(model, target, y, shape, iterations, seed)
-    rows["plain"] = plain                                   # the reference: eager, loss.backward()
-    rows["plain_concatenated"] = plain_matching_seconds(model, target, y, shape, iterations, seed, concatenated=True)
-    rows["plain_grad_input_only"] = plain_matching_seconds(model, target, y, shape, iterations, seed, into_weights=False)
     eager_oracle = MatchingOracle(model, target, y, compile="off")
     rows["flops_per_step"] = step_flops(eager_oracle, shape, device)
-    rows["oracle_eager"] = oracle_seconds(eager_oracle, shape, iterations, device, seed)[1]
     compile = compile and compile_available(device)
-    if compile:
-        first, rows["oracle_compiled"] = oracle_seconds(MatchingOracle(model, target, y, compile="on"), shape,
-                                                        iterations, device, seed)
-        rows["oracle_compiled_first_call"] = first
-    for key in ("plain", "plain_concatenated", "plain_grad_input_only", "oracle_eager", "oracle_compiled"):
-        if key in rows:
-            rows[f"{key}_ratio"] = rows[key] / plain
-            rows[f"{key}_gflops"] = rows["flops_per_step"] / rows[key] / 1e9
+    compiled = MatchingOracle(model, target, y, compile="on") if compile else None
     preset = get_preset("laptop").with_compile("on" if compile else "off")
     G = None
-    for method in methods:
-        if method in ("ggl", "gias", "gifd") and G is None:
-            from .gan import load_generator
+    if set(methods) & {"ggl", "gias", "gifd"}:
+        from .gan import load_generator
 
-            G = load_generator(prior, device=device)
-        per_it = attack_marginal_seconds(method, model, grads, y, preset, G, iterations, 3 * iterations, seed)
-        rows[method] = per_it
-        rows[f"{method}_ratio"] = per_it / plain
+        G = load_generator(prior, device=device)
+    samples: dict[str, list[float]] = {}
+    for r in range(rounds):
+        timed = {"plain": plain_matching_seconds(model, target, y, shape, iterations, seed)}   # the reference
+        if r == 0:                                  # context rows, timed once
+            timed["plain_concatenated"] = plain_matching_seconds(model, target, y, shape, iterations, seed,
+                                                                 concatenated=True)
+            timed["plain_grad_input_only"] = plain_matching_seconds(model, target, y, shape, iterations, seed,
+                                                                    into_weights=False)
+            timed["oracle_eager"] = oracle_seconds(eager_oracle, shape, iterations, device, seed)[1]
+        if compiled is not None:
+            first, timed["oracle_compiled"] = oracle_seconds(compiled, shape, iterations, device, seed)
+            if r == 0:
+                rows["oracle_compiled_first_call"] = first
+        for method in methods:
+            timed[method] = attack_marginal_seconds(method, model, grads, y, preset, G, iterations, 3 * iterations, seed)
+        for key, value in timed.items():
+            samples.setdefault(key, []).append(value)
+    plain = rows["plain"] = min(samples["plain"])
+    for key, values in samples.items():
+        rows[key] = min(values)
+        rows[f"{key}_ratio"] = rows[key] / plain
+        if key in ("plain", "plain_concatenated", "plain_grad_input_only", "oracle_eager", "oracle_compiled"):
+            rows[f"{key}_gflops"] = rows["flops_per_step"] / rows[key] / 1e9
+        if rounds > 1 and len(values) == rounds:
+            rows[f"{key}_rounds"] = values
+            rows[f"{key}_round_ratios"] = [v / p for v, p in zip(values, samples["plain"])]
     if probe:
         print(json.dumps(rows), file=sys.stderr, flush=True)     # the rows so far, should the probe fail
         rows["compile_probe"] = compile_probe(model_name, batch_size, device)
@@ -257,10 +272,16 @@ def bench(model_name: str = "resnet18", iterations: int = 30, batch_size: int = 
 
 def report(rows: dict, command: str) -> str:
     """``docs/results/bench_<model>.md`` from one :func:`bench` run."""
-    plain = rows["plain"]
+    plain, rounds = rows["plain"], rows.get("rounds", 1)
+
+    def spread(key: str) -> str:            # the ratio in each round, against that round's reference
+        ratios = rows.get(f"{key}_round_ratios")
+        return (" " + ", ".join(f"{r:.2f}" for r in ratios) + " |") if ratios else (" |" if rounds > 1 else "")
+
     lines = [f"# Seconds per iteration, {rows['model']}, batch {rows['batch_size']}, {rows['threads']} threads, "
              f"{rows['device']}", "", f"Command: `{command}`.", "",
-             "| loop | s / iteration | × eager plain loop | GFLOPS |", "|---|---|---|---|"]
+             "| loop | s / iteration | × eager plain loop | GFLOPS |" + (" × per round |" if rounds > 1 else ""),
+             "|---|---|---|---|" + ("---|" if rounds > 1 else "")]
     names = {"plain": "eager plain loop: model gradient, cosine, `loss.backward()` (gradients into θ too): the reference",
              "plain_concatenated": "the same, the cosine over the update concatenated into one vector (as before issue 16)",
              "plain_grad_input_only": "eager, `torch.autograd.grad` on the image only",
@@ -268,19 +289,23 @@ def report(rows: dict, command: str) -> str:
              "oracle_compiled": "matching oracle, compiled (`torch.compile`, inductor)"}
     for key, name in names.items():
         if key in rows:
-            lines.append(f"| {name} | {rows[key]:.4f} | {rows[key] / plain:.2f} | {rows[f'{key}_gflops']:.1f} |")
+            lines.append(f"| {name} | {rows[key]:.4f} | {rows[key] / plain:.2f} | {rows[f'{key}_gflops']:.1f} |"
+                         + spread(key))
     attack_names = {"ig": "IG", "gifd": "GIFD (generator forward + backward included)",
                     "gias": "GIAS (latent, then generator fine-tuning)", "ggl": "GGL (CMA-ES, population in one vmap pass)"}
     for key, name in attack_names.items():
         if key in rows:
-            lines.append(f"| {name}, marginal | {rows[key]:.4f} | {rows[key] / plain:.2f} | |")
+            lines.append(f"| {name}, marginal | {rows[key]:.4f} | {rows[key] / plain:.2f} | |" + spread(key))
     lines += ["", f"One matching step is {rows['flops_per_step'] / 1e9:.2f} GFLOP (`torch.utils.flop_counter`, an "
               "eager call; every GFLOPS figure divides by it, though the compiled graph leaves out the weight "
               "gradients eager double backward computes unasked, and does fewer: `tools/profile_oracle.py "
               f"--graph-flops`, profile_oracle.md); a 1024² SGEMM ran at {rows['sgemm_gflops']:.1f} GFLOPS in the "
               "same run. Attacks are timed by their "
               "marginal cost: two runs of different length, the difference over the extra iterations, so set-up "
-              "and compile cancel; they use the compiled oracle when the oracle row above is compiled."]
+              "and compile cancel; they use the compiled oracle when the oracle row above is compiled." + (
+              f" Timed in {rounds} rounds: the reference, the compiled oracle and every attack once per round, one "
+              "after another; each row is its fastest round against the reference's fastest, and the last column "
+              "each round's ratio against that round's reference." if rounds > 1 else "")]
     probe = rows.get("compile_probe")
     if probe:
         lines += ["", "| compile (fresh process) | first compiled call, s | of which compile, s | process, s |",
@@ -302,6 +327,10 @@ def quote_block(rows: dict) -> str:
     if "plain_concatenated" in rows:        # the oracle and the attacks against the reference before issue 16
         lines += [f"{prefix} {key} seconds over concatenated: {rows[key] / rows['plain_concatenated']:.6f}"
                   for key in ("oracle_eager", "oracle_compiled", "ig", "gifd", "gias", "ggl") if key in rows]
+    for key in keys:
+        if f"{key}_round_ratios" in rows:
+            ratios = rows[f"{key}_round_ratios"]
+            lines.append(f"{prefix} {key} ratio round min: {min(ratios):.6f}\n{prefix} {key} ratio round max: {max(ratios):.6f}")
     lines.append(f"{prefix} sgemm gflops: {rows['sgemm_gflops']:.2f}")
     if "oracle_compiled_gflops" in rows:
         lines.append(f"{prefix} oracle_compiled gflops: {rows['oracle_compiled_gflops']:.2f}")

@@ -51,6 +51,21 @@ def test_bench_reports_ratios_against_the_plain_loop():
     assert rows["oracle_eager_gflops"] == pytest.approx(rows["flops_per_step"] / rows["oracle_eager"] / 1e9)
 
 
+def test_bench_rounds_keep_each_rows_fastest_round_and_each_rounds_ratio():
+    from gifd_lite.bench import report
+
+    rows = bench("convnet", iterations=4, methods=("ig",), device="cpu", compile=False, rounds=2)
+    for key in ("plain", "ig"):
+        assert len(rows[f"{key}_rounds"]) == 2 and rows[key] == min(rows[f"{key}_rounds"])
+        assert rows[f"{key}_round_ratios"] == pytest.approx([v / p for v, p in zip(rows[f"{key}_rounds"], rows["plain_rounds"])])
+    assert rows["plain_round_ratios"] == pytest.approx([1.0, 1.0])
+    assert "plain_concatenated_rounds" not in rows          # context rows are timed once
+    text = report(rows, "bench --rounds 2")
+    prefix = f"{rows['threads']} thread{'s' if rows['threads'] != 1 else ''}"
+    assert "× per round" in text
+    assert f"{prefix} ig ratio round max: {max(rows['ig_round_ratios']):.6f}" in text
+
+
 def test_bench_report_carries_a_quote_block_the_texts_can_read(tmp_path, monkeypatch):
     from gifd_lite import results
     from gifd_lite.bench import report
