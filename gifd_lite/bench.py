@@ -33,15 +33,29 @@ __all__ = ["plain_matching_seconds", "oracle_seconds", "sgemm_gflops", "step_flo
            "batched_restart_gradients", "compile_probe", "compile_seconds", "bench", "report"]
 
 
-def _timed_loop(step, x: torch.Tensor, iterations: int, warmup: int = 2, blocks: int = 3) -> float:
+def page_faults() -> int:
+    """Minor page faults of this process so far (0 where ``resource`` is missing, i.e. Windows). Each is a page
+    the kernel had to map and zero: glibc gives large buffers back to the kernel when they are freed and asks
+    again when they are allocated (its mmap threshold), which eager PyTorch does many times per step."""
+    try:
+        import resource
+    except ImportError:
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _timed_loop(step, x: torch.Tensor, iterations: int, warmup: int = 2, blocks: int = 3,
+                faults: list | None = None) -> float:
     """Seconds per call of ``step(x)`` (which sets ``x.grad``) followed by an Adam step, after ``warmup`` calls:
     the fastest of ``blocks`` blocks of ``iterations`` calls (as ``timeit`` does: on a shared machine the
-    slower blocks measure the neighbours, and the first one the allocator's warm-up)."""
+    slower blocks measure the neighbours, and the first one the allocator's warm-up). ``faults``, if given,
+    receives the page faults per call over all blocks."""
     opt = torch.optim.Adam([x], lr=0.01)
     for _ in range(warmup):
         step(x)
         opt.step()
     best = float("inf")
+    f0 = page_faults()
     for _ in range(blocks):
         _sync(x.device)
         t0 = time.perf_counter()
@@ -50,6 +64,8 @@ def _timed_loop(step, x: torch.Tensor, iterations: int, warmup: int = 2, blocks:
             opt.step()
         _sync(x.device)
         best = min(best, (time.perf_counter() - t0) / iterations)
+    if faults is not None:
+        faults.append((page_faults() - f0) / (blocks * iterations))
     return best
 
 
@@ -59,7 +75,7 @@ def _sync(device) -> None:
 
 
 def plain_matching_seconds(model, target, labels, shape, iterations: int, seed: int = 0,
-                           into_weights: bool = True, concatenated: bool = False) -> float:
+                           into_weights: bool = True, concatenated: bool = False, faults: list | None = None) -> float:
     """Seconds per step of the bare cosine gradient-matching loop on pixels, eager. ``into_weights``:
     ``loss.backward()`` (gradients into θ too: the reference); else ``torch.autograd.grad`` on the image only.
     ``concatenated``: the cosine over one concatenated vector of the whole update, as every attack computed it
@@ -82,12 +98,13 @@ def plain_matching_seconds(model, target, labels, shape, iterations: int, seed: 
         else:
             (x.grad,) = torch.autograd.grad(loss, [x])
 
-    seconds = _timed_loop(step, x, iterations)
+    seconds = _timed_loop(step, x, iterations, faults=faults)
     model.zero_grad(set_to_none=True)
     return seconds
 
 
-def oracle_seconds(oracle, shape, iterations: int, device, seed: int = 0) -> tuple[float, float]:
+def oracle_seconds(oracle, shape, iterations: int, device, seed: int = 0,
+                   faults: list | None = None) -> tuple[float, float]:
     """(seconds of the first call, seconds per later call) of a matching oracle in the plain loop."""
     x = torch.rand(shape, generator=torch.Generator().manual_seed(seed)).to(device).requires_grad_(True)
     t0 = time.perf_counter()
@@ -98,7 +115,7 @@ def oracle_seconds(oracle, shape, iterations: int, device, seed: int = 0) -> tup
     def step(x):
         x.grad = oracle(x)[0]
 
-    return first, _timed_loop(step, x, iterations, warmup=1)
+    return first, _timed_loop(step, x, iterations, warmup=1, faults=faults)
 
 
 def sgemm_gflops(n: int = 1024, repeats: int = 10, device="cpu") -> float:
@@ -124,9 +141,10 @@ def step_flops(oracle, shape, device) -> int:
 
 
 def attack_marginal_seconds(method: str, model, update, labels, preset, generator, short: int, long: int,
-                            seed: int = 0) -> float:
+                            seed: int = 0, faults: list | None = None) -> float:
     """Seconds per extra iteration between runs of ``short`` and of ``long`` iterations (the fastest of two runs
-    of each), after a warm-up run (same process: the oracle compiled once is reused by the later runs)."""
+    of each), after a warm-up run (same process: the oracle compiled once is reused by the later runs);
+    ``faults``, if given, receives the page faults per extra iteration between the same two runs."""
     from .fl import ClientUpdate
     from .pipeline import run_attack
 
@@ -142,11 +160,14 @@ def attack_marginal_seconds(method: str, model, update, labels, preset, generato
     runs = []
     for n in (short, short, long, short, long):   # the first run only warms up (compiles the oracle, fills caches)
         tm = ThreatModel(model="bench", batch_size=len(labels))
+        f0 = page_faults()
         rec = run_attack(method, model, ClientUpdate([g.clone() for g in update], tm), sized(n), len(labels),
                          seed=seed, labels=labels, generator=generator)
-        runs.append((rec.iterations, rec.seconds))
+        runs.append((rec.iterations, rec.seconds, page_faults() - f0))
     shorts, longs = runs[1::2], runs[2::2]                  # the fastest of two runs of each length
-    (n1, t1), (n2, t2) = min(shorts, key=lambda r: r[1]), min(longs, key=lambda r: r[1])
+    (n1, t1, f1), (n2, t2, f2) = min(shorts, key=lambda r: r[1]), min(longs, key=lambda r: r[1])
+    if faults is not None:
+        faults.append((f2 - f1) / max(1, n2 - n1))
     return (t2 - t1) / max(1, n2 - n1)
 
 
@@ -226,7 +247,8 @@ def bench(model_name: str = "resnet18", iterations: int = 30, batch_size: int = 
     device = torch.device(device)
     model, grads, y, target, shape = _bench_case(model_name, batch_size, device, seed)
     rows = {"model": model_name, "batch_size": batch_size, "iterations": iterations,
-            "threads": torch.get_num_threads(), "device": str(device), "rounds": rounds}
+            "threads": torch.get_num_threads(), "device": str(device), "rounds": rounds,
+            "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}}
     rows["sgemm_gflops"] = sgemm_gflops(device=device)
     eager_oracle = MatchingOracle(model, target, y, compile="off")
     rows["flops_per_step"] = step_flops(eager_oracle, shape, device)
@@ -239,20 +261,27 @@ def bench(model_name: str = "resnet18", iterations: int = 30, batch_size: int = 
 
         G = load_generator(prior, device=device)
     samples: dict[str, list[float]] = {}
+    faults: dict[str, list[float]] = {}            # page faults per iteration, per row and round
+
+    def f(key: str) -> list:
+        return faults.setdefault(key, [])
+
     for r in range(rounds):
-        timed = {"plain": plain_matching_seconds(model, target, y, shape, iterations, seed)}   # the reference
+        timed = {"plain": plain_matching_seconds(model, target, y, shape, iterations, seed, faults=f("plain"))}
         if r == 0:                                  # context rows, timed once
             timed["plain_concatenated"] = plain_matching_seconds(model, target, y, shape, iterations, seed,
-                                                                 concatenated=True)
+                                                                 concatenated=True, faults=f("plain_concatenated"))
             timed["plain_grad_input_only"] = plain_matching_seconds(model, target, y, shape, iterations, seed,
-                                                                    into_weights=False)
-            timed["oracle_eager"] = oracle_seconds(eager_oracle, shape, iterations, device, seed)[1]
+                                                                    into_weights=False, faults=f("plain_grad_input_only"))
+            timed["oracle_eager"] = oracle_seconds(eager_oracle, shape, iterations, device, seed, faults=f("oracle_eager"))[1]
         if compiled is not None:
-            first, timed["oracle_compiled"] = oracle_seconds(compiled, shape, iterations, device, seed)
+            first, timed["oracle_compiled"] = oracle_seconds(compiled, shape, iterations, device, seed,
+                                                             faults=f("oracle_compiled"))
             if r == 0:
                 rows["oracle_compiled_first_call"] = first
         for method in methods:
-            timed[method] = attack_marginal_seconds(method, model, grads, y, preset, G, iterations, 3 * iterations, seed)
+            timed[method] = attack_marginal_seconds(method, model, grads, y, preset, G, iterations, 3 * iterations,
+                                                    seed, faults=f(method))
         for key, value in timed.items():
             samples.setdefault(key, []).append(value)
     plain = rows["plain"] = min(samples["plain"])
@@ -261,6 +290,7 @@ def bench(model_name: str = "resnet18", iterations: int = 30, batch_size: int = 
         rows[f"{key}_ratio"] = rows[key] / plain
         if key in ("plain", "plain_concatenated", "plain_grad_input_only", "oracle_eager", "oracle_compiled"):
             rows[f"{key}_gflops"] = rows["flops_per_step"] / rows[key] / 1e9
+        rows[f"{key}_faults"] = faults[key][values.index(rows[key])]      # in the fastest round
         if rounds > 1 and len(values) == rounds:
             rows[f"{key}_rounds"] = values
             rows[f"{key}_round_ratios"] = [v / p for v, p in zip(values, samples["plain"])]
@@ -280,8 +310,13 @@ def report(rows: dict, command: str) -> str:
 
     lines = [f"# Seconds per iteration, {rows['model']}, batch {rows['batch_size']}, {rows['threads']} threads, "
              f"{rows['device']}", "", f"Command: `{command}`.", "",
-             "| loop | s / iteration | × eager plain loop | GFLOPS |" + (" × per round |" if rounds > 1 else ""),
-             "|---|---|---|---|" + ("---|" if rounds > 1 else "")]
+             "| loop | s / iteration | × eager plain loop | GFLOPS | page faults / iteration |"
+             + (" × per round |" if rounds > 1 else ""),
+             "|---|---|---|---|---|" + ("---|" if rounds > 1 else "")]
+
+    def faults(key: str) -> str:
+        return f" {rows[f'{key}_faults']:.0f} |" if f"{key}_faults" in rows else " |"
+
     names = {"plain": "eager plain loop: model gradient, cosine, `loss.backward()` (gradients into θ too): the reference",
              "plain_concatenated": "the same, the cosine over the update concatenated into one vector (as before issue 16)",
              "plain_grad_input_only": "eager, `torch.autograd.grad` on the image only",
@@ -290,12 +325,12 @@ def report(rows: dict, command: str) -> str:
     for key, name in names.items():
         if key in rows:
             lines.append(f"| {name} | {rows[key]:.4f} | {rows[key] / plain:.2f} | {rows[f'{key}_gflops']:.1f} |"
-                         + spread(key))
+                         + faults(key) + spread(key))
     attack_names = {"ig": "IG", "gifd": "GIFD (generator forward + backward included)",
                     "gias": "GIAS (latent, then generator fine-tuning)", "ggl": "GGL (CMA-ES, population in one vmap pass)"}
     for key, name in attack_names.items():
         if key in rows:
-            lines.append(f"| {name}, marginal | {rows[key]:.4f} | {rows[key] / plain:.2f} | |" + spread(key))
+            lines.append(f"| {name}, marginal | {rows[key]:.4f} | {rows[key] / plain:.2f} | |" + faults(key) + spread(key))
     lines += ["", f"One matching step is {rows['flops_per_step'] / 1e9:.2f} GFLOP (`torch.utils.flop_counter`, an "
               "eager call; every GFLOPS figure divides by it, though the compiled graph leaves out the weight "
               "gradients eager double backward computes unasked, and does fewer: `tools/profile_oracle.py "
@@ -305,7 +340,11 @@ def report(rows: dict, command: str) -> str:
               "and compile cancel; they use the compiled oracle when the oracle row above is compiled." + (
               f" Timed in {rounds} rounds: the reference, the compiled oracle and every attack once per round, one "
               "after another; each row is its fastest round against the reference's fastest, and the last column "
-              "each round's ratio against that round's reference." if rounds > 1 else "")]
+              "each round's ratio against that round's reference." if rounds > 1 else "") + (
+              " Page faults are the process's minor faults per iteration (in the row's fastest round; for an attack "
+              "between its two runs), each a page the kernel mapped and zeroed because the allocator had given it back.")
+              + (" glibc's allocator ran with " + ", ".join(f"`{k}={v}`" for k, v in rows["malloc_env"].items()) + "."
+                 if rows.get("malloc_env") else "")]
     probe = rows.get("compile_probe")
     if probe:
         lines += ["", "| compile (fresh process) | first compiled call, s | of which compile, s | process, s |",
@@ -327,6 +366,7 @@ def quote_block(rows: dict) -> str:
     if "plain_concatenated" in rows:        # the oracle and the attacks against the reference before issue 16
         lines += [f"{prefix} {key} seconds over concatenated: {rows[key] / rows['plain_concatenated']:.6f}"
                   for key in ("oracle_eager", "oracle_compiled", "ig", "gifd", "gias", "ggl") if key in rows]
+    lines += [f"{prefix} {key} faults: {rows[f'{key}_faults']:.1f}" for key in keys if f"{key}_faults" in rows]
     for key in keys:
         if f"{key}_round_ratios" in rows:
             ratios = rows[f"{key}_round_ratios"]

@@ -60,6 +60,7 @@ def test_bench_rounds_keep_each_rows_fastest_round_and_each_rounds_ratio():
         assert rows[f"{key}_round_ratios"] == pytest.approx([v / p for v, p in zip(rows[f"{key}_rounds"], rows["plain_rounds"])])
     assert rows["plain_round_ratios"] == pytest.approx([1.0, 1.0])
     assert "plain_concatenated_rounds" not in rows          # context rows are timed once
+    assert all(rows[f"{key}_faults"] >= 0 for key in ("plain", "plain_concatenated", "oracle_eager", "ig"))
     text = report(rows, "bench --rounds 2")
     prefix = f"{rows['threads']} thread{'s' if rows['threads'] != 1 else ''}"
     assert "× per round" in text
