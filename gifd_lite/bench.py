@@ -293,6 +293,7 @@ def bench(model_name: str = "resnet18", iterations: int = 30, batch_size: int = 
         rows[f"{key}_faults"] = faults[key][values.index(rows[key])]      # in the fastest round
         if rounds > 1 and len(values) == rounds:
             rows[f"{key}_rounds"] = values
+            rows[f"{key}_faults_rounds"] = faults[key]
             rows[f"{key}_round_ratios"] = [v / p for v, p in zip(values, samples["plain"])]
     if probe:
         print(json.dumps(rows), file=sys.stderr, flush=True)     # the rows so far, should the probe fail
@@ -341,8 +342,9 @@ def report(rows: dict, command: str) -> str:
               f" Timed in {rounds} rounds: the reference, the compiled oracle and every attack once per round, one "
               "after another; each row is its fastest round against the reference's fastest, and the last column "
               "each round's ratio against that round's reference." if rounds > 1 else "") + (
-              " Page faults are the process's minor faults per iteration (in the row's fastest round; for an attack "
-              "between its two runs), each a page the kernel mapped and zeroed because the allocator had given it back.")
+              " Page faults are the process's minor faults per iteration (in the row's fastest round; for an attack the "
+              "difference between its two runs over the extra iterations, negative where the shorter run faulted more), "
+              "each a page the kernel mapped and zeroed because the allocator had given it back.")
               + (" glibc's allocator ran with " + ", ".join(f"`{k}={v}`" for k, v in rows["malloc_env"].items()) + "."
                  if rows.get("malloc_env") else "")]
     probe = rows.get("compile_probe")

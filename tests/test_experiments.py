@@ -57,6 +57,7 @@ def test_bench_rounds_keep_each_rows_fastest_round_and_each_rounds_ratio():
     rows = bench("convnet", iterations=4, methods=("ig",), device="cpu", compile=False, rounds=2)
     for key in ("plain", "ig"):
         assert len(rows[f"{key}_rounds"]) == 2 and rows[key] == min(rows[f"{key}_rounds"])
+        assert len(rows[f"{key}_faults_rounds"]) == 2
         assert rows[f"{key}_round_ratios"] == pytest.approx([v / p for v, p in zip(rows[f"{key}_rounds"], rows["plain_rounds"])])
     assert rows["plain_round_ratios"] == pytest.approx([1.0, 1.0])
     assert "plain_concatenated_rounds" not in rows          # context rows are timed once
