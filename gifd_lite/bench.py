@@ -30,18 +30,26 @@ from .fl import ThreatModel, fedsgd_gradients
 from .models import build_model
 
 __all__ = ["plain_matching_seconds", "oracle_seconds", "sgemm_gflops", "step_flops", "attack_marginal_seconds",
-           "batched_restart_gradients", "compile_probe", "compile_seconds", "bench", "report"]
+           "kernel_counters", "batched_restart_gradients", "compile_probe", "compile_seconds", "bench", "report"]
 
 
-def page_faults() -> int:
-    """Minor page faults of this process so far (0 where ``resource`` is missing, i.e. Windows). Each is a page
-    the kernel had to map and zero: glibc gives large buffers back to the kernel when they are freed and asks
-    again when they are allocated (its mmap threshold), which eager PyTorch does many times per step."""
+def kernel_counters() -> tuple[int, float] | None:
+    """(minor page faults, seconds in the kernel) of this process so far, all threads; None where ``resource`` is
+    missing (Windows). Each fault is a page the kernel had to map and zero: glibc gives a large freed buffer back to
+    the kernel and asks again at the next allocation (its mmap threshold), which eager PyTorch does many times per
+    step; the kernel seconds are what mapping and zeroing them (and anything else in the kernel) cost."""
     try:
         import resource
     except ImportError:
-        return 0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        return None
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_minflt, usage.ru_stime
+
+
+def _per_iteration(before, after, iterations: int) -> dict | None:
+    if before is None or after is None:
+        return None
+    return {"faults": (after[0] - before[0]) / iterations, "kernel_seconds": (after[1] - before[1]) / iterations}
 
 
 def _timed_loop(step, x: torch.Tensor, iterations: int, warmup: int = 2, blocks: int = 3,
@@ -49,13 +57,13 @@ def _timed_loop(step, x: torch.Tensor, iterations: int, warmup: int = 2, blocks:
     """Seconds per call of ``step(x)`` (which sets ``x.grad``) followed by an Adam step, after ``warmup`` calls:
     the fastest of ``blocks`` blocks of ``iterations`` calls (as ``timeit`` does: on a shared machine the
     slower blocks measure the neighbours, and the first one the allocator's warm-up). ``faults``, if given,
-    receives the page faults per call over all blocks."""
+    receives the page faults and kernel seconds per call over all the blocks (:func:`kernel_counters`)."""
     opt = torch.optim.Adam([x], lr=0.01)
     for _ in range(warmup):
         step(x)
         opt.step()
     best = float("inf")
-    f0 = page_faults()
+    before = kernel_counters()
     for _ in range(blocks):
         _sync(x.device)
         t0 = time.perf_counter()
@@ -65,7 +73,7 @@ def _timed_loop(step, x: torch.Tensor, iterations: int, warmup: int = 2, blocks:
         _sync(x.device)
         best = min(best, (time.perf_counter() - t0) / iterations)
     if faults is not None:
-        faults.append((page_faults() - f0) / (blocks * iterations))
+        faults.append(_per_iteration(before, kernel_counters(), blocks * iterations))
     return best
 
 
@@ -144,7 +152,8 @@ def attack_marginal_seconds(method: str, model, update, labels, preset, generato
                             seed: int = 0, faults: list | None = None) -> float:
     """Seconds per extra iteration between runs of ``short`` and of ``long`` iterations (the fastest of two runs
     of each), after a warm-up run (same process: the oracle compiled once is reused by the later runs);
-    ``faults``, if given, receives the page faults per extra iteration between the same two runs."""
+    ``faults``, if given, receives the page faults and kernel seconds per extra iteration between the same two runs
+    (a difference of two runs, so noisy, and negative where the shorter run faulted more)."""
     from .fl import ClientUpdate
     from .pipeline import run_attack
 
@@ -160,14 +169,15 @@ def attack_marginal_seconds(method: str, model, update, labels, preset, generato
     runs = []
     for n in (short, short, long, short, long):   # the first run only warms up (compiles the oracle, fills caches)
         tm = ThreatModel(model="bench", batch_size=len(labels))
-        f0 = page_faults()
+        before = kernel_counters()
         rec = run_attack(method, model, ClientUpdate([g.clone() for g in update], tm), sized(n), len(labels),
                          seed=seed, labels=labels, generator=generator)
-        runs.append((rec.iterations, rec.seconds, page_faults() - f0))
+        runs.append((rec.iterations, rec.seconds, before, kernel_counters()))
     shorts, longs = runs[1::2], runs[2::2]                  # the fastest of two runs of each length
-    (n1, t1, f1), (n2, t2, f2) = min(shorts, key=lambda r: r[1]), min(longs, key=lambda r: r[1])
+    (n1, t1, a1, b1), (n2, t2, a2, b2) = min(shorts, key=lambda r: r[1]), min(longs, key=lambda r: r[1])
     if faults is not None:
-        faults.append((f2 - f1) / max(1, n2 - n1))
+        extra = None if a1 is None else [(b2[i] - a2[i]) - (b1[i] - a1[i]) for i in (0, 1)]
+        faults.append(_per_iteration((0, 0.0), extra, max(1, n2 - n1)))
     return (t2 - t1) / max(1, n2 - n1)
 
 
@@ -261,7 +271,7 @@ def bench(model_name: str = "resnet18", iterations: int = 30, batch_size: int = 
 
         G = load_generator(prior, device=device)
     samples: dict[str, list[float]] = {}
-    faults: dict[str, list[float]] = {}            # page faults per iteration, per row and round
+    faults: dict[str, list] = {}            # page faults and kernel seconds per iteration, per row and round
 
     def f(key: str) -> list:
         return faults.setdefault(key, [])
@@ -290,10 +300,14 @@ def bench(model_name: str = "resnet18", iterations: int = 30, batch_size: int = 
         rows[f"{key}_ratio"] = rows[key] / plain
         if key in ("plain", "plain_concatenated", "plain_grad_input_only", "oracle_eager", "oracle_compiled"):
             rows[f"{key}_gflops"] = rows["flops_per_step"] / rows[key] / 1e9
-        rows[f"{key}_faults"] = faults[key][values.index(rows[key])]      # in the fastest round
+        counted = faults[key][values.index(rows[key])]                    # in the fastest round
+        if counted is not None:
+            rows[f"{key}_faults"], rows[f"{key}_kernel_seconds"] = counted["faults"], counted["kernel_seconds"]
         if rounds > 1 and len(values) == rounds:
             rows[f"{key}_rounds"] = values
-            rows[f"{key}_faults_rounds"] = faults[key]
+            if counted is not None:
+                rows[f"{key}_faults_rounds"] = [c["faults"] for c in faults[key]]
+                rows[f"{key}_kernel_seconds_rounds"] = [c["kernel_seconds"] for c in faults[key]]
             rows[f"{key}_round_ratios"] = [v / p for v, p in zip(values, samples["plain"])]
     if probe:
         print(json.dumps(rows), file=sys.stderr, flush=True)     # the rows so far, should the probe fail
@@ -311,12 +325,14 @@ def report(rows: dict, command: str) -> str:
 
     lines = [f"# Seconds per iteration, {rows['model']}, batch {rows['batch_size']}, {rows['threads']} threads, "
              f"{rows['device']}", "", f"Command: `{command}`.", "",
-             "| loop | s / iteration | × eager plain loop | GFLOPS | page faults / iteration |"
+             "| loop | s / iteration | × eager plain loop | GFLOPS | page faults / iteration | kernel s / iteration |"
              + (" × per round |" if rounds > 1 else ""),
-             "|---|---|---|---|---|" + ("---|" if rounds > 1 else "")]
+             "|---|---|---|---|---|---|" + ("---|" if rounds > 1 else "")]
 
-    def faults(key: str) -> str:
-        return f" {rows[f'{key}_faults']:.0f} |" if f"{key}_faults" in rows else " |"
+    def faults(key: str) -> str:           # round(): no "-0" for a small negative difference
+        if f"{key}_faults" not in rows:
+            return " | |"
+        return f" {round(rows[f'{key}_faults'])} | {rows[f'{key}_kernel_seconds']:.4f} |"
 
     names = {"plain": "eager plain loop: model gradient, cosine, `loss.backward()` (gradients into θ too): the reference",
              "plain_concatenated": "the same, the cosine over the update concatenated into one vector (as before issue 16)",
@@ -342,9 +358,11 @@ def report(rows: dict, command: str) -> str:
               f" Timed in {rounds} rounds: the reference, the compiled oracle and every attack once per round, one "
               "after another; each row is its fastest round against the reference's fastest, and the last column "
               "each round's ratio against that round's reference." if rounds > 1 else "") + (
-              " Page faults are the process's minor faults per iteration (in the row's fastest round; for an attack the "
-              "difference between its two runs over the extra iterations, negative where the shorter run faulted more), "
-              "each a page the kernel mapped and zeroed because the allocator had given it back.")
+              " Page faults are the process's minor faults per iteration, each a page the kernel mapped and zeroed "
+              "because the allocator had given it back, and kernel seconds the process's time in the kernel per "
+              "iteration, all threads (both over all three blocks of the row's fastest round; for an attack, the "
+              "difference between its two runs over the extra iterations: noisy, and negative where the shorter "
+              "run faulted more).")
               + (" glibc's allocator ran with " + ", ".join(f"`{k}={v}`" for k, v in rows["malloc_env"].items()) + "."
                  if rows.get("malloc_env") else "")]
     probe = rows.get("compile_probe")
@@ -368,8 +386,11 @@ def quote_block(rows: dict) -> str:
     if "plain_concatenated" in rows:        # the oracle and the attacks against the reference before issue 16
         lines += [f"{prefix} {key} seconds over concatenated: {rows[key] / rows['plain_concatenated']:.6f}"
                   for key in ("oracle_eager", "oracle_compiled", "ig", "gifd", "gias", "ggl") if key in rows]
-    lines += [f"{prefix} {key} faults: {rows[f'{key}_faults']:.1f}" for key in keys if f"{key}_faults" in rows]
-    for key in keys:
+    lines += [f"{prefix} {key} faults: {rows[f'{key}_faults']:.1f}\n{prefix} {key} kernel seconds: "
+              f"{rows[f'{key}_kernel_seconds']:.6f}" for key in keys if f"{key}_kernel_seconds" in rows]
+    lines += [f"{prefix} {key} faults round {i + 1}: {n:.1f}" for key in keys
+              for i, n in enumerate(rows.get(f"{key}_faults_rounds", []))]
+    for key in keys[1:]:                     # the reference's own ratio is 1 in every round
         if f"{key}_round_ratios" in rows:
             ratios = rows[f"{key}_round_ratios"]
             lines.append(f"{prefix} {key} ratio round min: {min(ratios):.6f}\n{prefix} {key} ratio round max: {max(ratios):.6f}")
