@@ -388,8 +388,9 @@ def quote_block(rows: dict) -> str:
                   for key in ("oracle_eager", "oracle_compiled", "ig", "gifd", "gias", "ggl") if key in rows]
     lines += [f"{prefix} {key} faults: {rows[f'{key}_faults']:.1f}\n{prefix} {key} kernel seconds: "
               f"{rows[f'{key}_kernel_seconds']:.6f}" for key in keys if f"{key}_kernel_seconds" in rows]
-    lines += [f"{prefix} {key} faults round {i + 1}: {n:.1f}" for key in keys
-              for i, n in enumerate(rows.get(f"{key}_faults_rounds", []))]
+    lines += [f"{prefix} {key} {name} round {i + 1}: {n:.{digits}f}" for key in keys
+              for name, field, digits in (("seconds", "", 6), ("faults", "_faults", 1), ("kernel seconds", "_kernel_seconds", 6))
+              for i, n in enumerate(rows.get(f"{key}{field}_rounds", []))]
     for key in keys[1:]:                     # the reference's own ratio is 1 in every round
         if f"{key}_round_ratios" in rows:
             ratios = rows[f"{key}_round_ratios"]
