@@ -46,10 +46,13 @@ def kernel_counters() -> tuple[int, float] | None:
     return usage.ru_minflt, usage.ru_stime
 
 
-def _per_iteration(before, after, iterations: int) -> dict | None:
-    if before is None or after is None:
-        return None
-    return {"faults": (after[0] - before[0]) / iterations, "kernel_seconds": (after[1] - before[1]) / iterations}
+def _delta(before, after) -> tuple | None:
+    """``after - before`` entry by entry (counters, or two counter differences); None if either is missing."""
+    return None if before is None or after is None else tuple(b - a for a, b in zip(before, after))
+
+
+def _per_iteration(used, iterations: int) -> dict | None:
+    return None if used is None else {"faults": used[0] / iterations, "kernel_seconds": used[1] / iterations}
 
 
 def _timed_loop(step, x: torch.Tensor, iterations: int, warmup: int = 2, blocks: int = 3,
@@ -73,7 +76,7 @@ def _timed_loop(step, x: torch.Tensor, iterations: int, warmup: int = 2, blocks:
         _sync(x.device)
         best = min(best, (time.perf_counter() - t0) / iterations)
     if faults is not None:
-        faults.append(_per_iteration(before, kernel_counters(), blocks * iterations))
+        faults.append(_per_iteration(_delta(before, kernel_counters()), blocks * iterations))
     return best
 
 
@@ -172,12 +175,11 @@ def attack_marginal_seconds(method: str, model, update, labels, preset, generato
         before = kernel_counters()
         rec = run_attack(method, model, ClientUpdate([g.clone() for g in update], tm), sized(n), len(labels),
                          seed=seed, labels=labels, generator=generator)
-        runs.append((rec.iterations, rec.seconds, before, kernel_counters()))
+        runs.append((rec.iterations, rec.seconds, _delta(before, kernel_counters())))
     shorts, longs = runs[1::2], runs[2::2]                  # the fastest of two runs of each length
-    (n1, t1, a1, b1), (n2, t2, a2, b2) = min(shorts, key=lambda r: r[1]), min(longs, key=lambda r: r[1])
+    (n1, t1, used1), (n2, t2, used2) = min(shorts, key=lambda r: r[1]), min(longs, key=lambda r: r[1])
     if faults is not None:
-        extra = None if a1 is None else [(b2[i] - a2[i]) - (b1[i] - a1[i]) for i in (0, 1)]
-        faults.append(_per_iteration((0, 0.0), extra, max(1, n2 - n1)))
+        faults.append(_per_iteration(_delta(used1, used2), max(1, n2 - n1)))
     return (t2 - t1) / max(1, n2 - n1)
 
 
